@@ -1,0 +1,1 @@
+"""Smart Home cloud-to-cloud backend: Cloud Functions for Google Home."""

@@ -1,0 +1,1 @@
+"""The protocol domain: devices, traits, intents. Imports neither Flask nor any Google SDK."""

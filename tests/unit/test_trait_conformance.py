@@ -1,0 +1,97 @@
+"""Every registered trait against Google's schemas, without I/O.
+
+For each trait: every attributes example of the schema registers a device; every params example of every
+command executes on a device whose attributes allow it, and the resulting states validate against the trait's
+states schema. Invalid attributes are refused with a message naming the trait.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from functions.domain import traits
+from functions.domain.device import Device, new_device_document, parse_device
+from functions.domain.device_types import DEVICE_TYPES
+from functions.domain.errors import CommandError, InvalidDevice
+from functions.domain.traits.base import CommandContext, Effect, Trait
+from tests.schema_oracle import oracle
+
+TRAIT_NAMES = [t.name for t in traits.all_traits()]
+
+
+def device_document(trait: Trait, attributes: dict[str, Any]) -> dict[str, Any]:
+    """A device of a type that needs no trait beyond `trait`."""
+    device_type = next(
+        t.name for t in DEVICE_TYPES.values() if set(t.required_traits) <= {trait.name}
+    )
+    return {
+        "type": device_type,
+        "traits": [trait.full_name()],
+        "name": {"name": f"{trait.name} test device"},
+        "willReportState": True,
+        "attributes": copy.deepcopy(attributes),
+    }
+
+
+def attribute_examples(trait: Trait) -> list[dict[str, Any]]:
+    schemas = oracle().trait(trait.name)
+    return oracle().examples(schemas.attributes) or [{}]
+
+
+@pytest.mark.parametrize("name", TRAIT_NAMES)
+def test_every_attributes_example_registers(name: str) -> None:
+    trait = traits.get(name)
+    assert trait is not None
+    for attributes in attribute_examples(trait):
+        document = new_device_document("d1", device_document(trait, attributes))
+        device = parse_device("d1", document)
+        states = device.query_states()
+        oracle().assert_states(device.trait_names, states, f"initial state of {name} with {attributes}")
+
+
+@pytest.mark.parametrize("name", TRAIT_NAMES)
+def test_attributes_of_the_wrong_type_are_refused_naming_the_trait(name: str) -> None:
+    trait = traits.get(name)
+    assert trait is not None
+    for key in sorted(trait.attribute_keys()):
+        bad = {key: {"not": "what the schema wants"}}
+        with pytest.raises(InvalidDevice, match=rf"\({name}\)"):
+            parse_device("d1", device_document(trait, bad))
+
+
+def run(trait: Trait, device: Device, command: str, params: dict[str, Any]) -> Effect:
+    ctx = CommandContext(
+        device_id=device.id,
+        command=command,
+        params=params,
+        attributes=device.attributes,
+        state=device.state,
+        now_ms=1_700_000_000_000,
+    )
+    return trait.execute(ctx)
+
+
+@pytest.mark.parametrize("name", TRAIT_NAMES)
+def test_every_params_example_executes(name: str) -> None:
+    trait = traits.get(name)
+    assert trait is not None
+    schemas = oracle().trait(name)
+    assert set(schemas.commands) == set(trait.commands), "commands differ from Google's"
+    for command_name, command_schemas in schemas.commands.items():
+        for params in oracle().examples(command_schemas.params) or [{}]:
+            outcomes = []
+            for attributes in attribute_examples(trait):
+                device = parse_device("d1", new_device_document("d1", device_document(trait, attributes)))
+                try:
+                    effect = run(trait, device, command_name, params)
+                except CommandError as error:
+                    outcomes.append(error.code)
+                    continue
+                after = device.with_state(effect.state)
+                parse_device("d1", {**device_document(trait, attributes), "state": dict(after.state)})
+                oracle().assert_states(after.trait_names, after.query_states(), f"{command_name} {params}")
+                outcomes.append("ok")
+            assert "ok" in outcomes, f"{command_name} {params} ran on no attributes example: {outcomes}"
