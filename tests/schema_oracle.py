@@ -33,8 +33,19 @@ EXECUTE_RESULT_EXTENSIONS = {
 # Global (request-level) error codes of Google's fulfillment documentation, beside the device codes of
 # platform/errors.schema.json.
 GLOBAL_ERROR_CODES = frozenset(
-    {"authExpired", "authFailure", "deviceOffline", "timeout", "deviceTurnedOff", "deviceNotFound",
-     "valueOutOfRange", "notSupported", "protocolError", "unknownError", "challengeNeeded"}
+    {
+        "authExpired",
+        "authFailure",
+        "deviceOffline",
+        "timeout",
+        "deviceTurnedOff",
+        "deviceNotFound",
+        "valueOutOfRange",
+        "notSupported",
+        "protocolError",
+        "unknownError",
+        "challengeNeeded",
+    }
 )
 
 
@@ -100,7 +111,9 @@ class Oracle:
     @cache  # noqa: B019
     def intent(self, intent: str, part: str) -> dict[str, Any]:
         """`intent` is sync|query|execute|disconnect, `part` request|response."""
-        schema: dict[str, Any] = json.loads((self.root / "intents" / intent / f"{intent}.{part}.schema.json").read_text())
+        schema: dict[str, Any] = json.loads(
+            (self.root / "intents" / intent / f"{intent}.{part}.schema.json").read_text()
+        )
         if intent == "execute" and part == "response":
             schema = json.loads(json.dumps(schema))
             item = schema["properties"]["payload"]["properties"]["commands"]["items"]
@@ -138,7 +151,9 @@ class Oracle:
 
     def assert_valid(self, schema: dict[str, Any], value: Any, what: str = "value") -> None:
         problems = self.problems(schema, value)
-        assert not problems, f"{what} breaks Google's schema:\n  " + "\n  ".join(problems) + f"\n{json.dumps(value)[:2000]}"
+        assert not problems, (
+            f"{what} breaks Google's schema:\n  " + "\n  ".join(problems) + f"\n{json.dumps(value)[:2000]}"
+        )
 
     def assert_response(self, intent: str, response: dict[str, Any]) -> None:
         """Validates an intent response, its error codes, and every device's states against its traits."""
@@ -161,7 +176,9 @@ class Oracle:
             short = trait_name.rsplit(".", 1)[-1]
             schemas = self.trait(short)
             if schemas.attributes is not None:
-                self.assert_valid(schemas.attributes, device.get("attributes", {}), f"{short} attributes of {device['id']}")
+                self.assert_valid(
+                    schemas.attributes, device.get("attributes", {}), f"{short} attributes of {device['id']}"
+                )
 
     def assert_states(self, trait_names: list[str], states: dict[str, Any], what: str = "states") -> None:
         """Each trait's share of `states` validates against that trait's states schema."""

@@ -62,7 +62,9 @@ _DEFINITION_SCHEMA = obj(
         ),
         "attributes": {"type": "object"},
         "customData": {"type": "object"},
-        "otherDeviceIds": array(obj({"agentId": STRING, "deviceId": NON_EMPTY_STRING}, required=("deviceId",))),
+        "otherDeviceIds": array(
+            obj({"agentId": STRING, "deviceId": NON_EMPTY_STRING}, required=("deviceId",))
+        ),
         "state": {"type": "object"},
         "online": BOOLEAN,
         **{name: {} for name in INTERNAL_FIELDS},
@@ -144,7 +146,11 @@ def device_id_problem(device_id: Any) -> str | None:
         return "id: must be a non-empty string"
     if len(device_id) > MAX_DEVICE_ID_LENGTH:
         return f"id: longer than {MAX_DEVICE_ID_LENGTH} characters"
-    if "/" in device_id or device_id in {".", ".."} or (device_id.startswith("__") and device_id.endswith("__")):
+    if (
+        "/" in device_id
+        or device_id in {".", ".."}
+        or (device_id.startswith("__") and device_id.endswith("__"))
+    ):
         return "id: may not contain '/', be '.' or '..', or look like __name__ (Firestore document ids)"
     return None
 

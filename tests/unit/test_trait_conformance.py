@@ -24,9 +24,7 @@ TRAIT_NAMES = [t.name for t in traits.all_traits()]
 
 def device_document(trait: Trait, attributes: dict[str, Any]) -> dict[str, Any]:
     """A device of a type that needs no trait beyond `trait`."""
-    device_type = next(
-        t.name for t in DEVICE_TYPES.values() if set(t.required_traits) <= {trait.name}
-    )
+    device_type = next(t.name for t in DEVICE_TYPES.values() if set(t.required_traits) <= {trait.name})
     return {
         "type": device_type,
         "traits": [trait.full_name()],

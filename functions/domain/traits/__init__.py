@@ -45,4 +45,13 @@ def all_traits() -> list[Trait]:
     return sorted({id(t): t for t in _BY_NAME.values()}.values(), key=lambda t: t.name)
 
 
-__all__ = ["COMMAND_PREFIX", "TRAIT_PREFIX", "Command", "Trait", "all_traits", "for_command", "get", "register"]
+__all__ = [
+    "COMMAND_PREFIX",
+    "TRAIT_PREFIX",
+    "Command",
+    "Trait",
+    "all_traits",
+    "for_command",
+    "get",
+    "register",
+]

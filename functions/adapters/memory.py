@@ -1,0 +1,69 @@
+"""In-memory implementations of the domain's ports, for unit tests and examples (no I/O)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from functions.domain.ports import DeviceDocument, Snapshot, StateWrite, StoredDevice
+from functions.domain.tokens import TokenRecord
+
+
+class MemoryStore:
+    """Users, their devices and tokens in dicts; versions are a counter per device."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, dict[str, dict[str, Any]]] = {}
+        self.versions: dict[tuple[str, str], int] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self._counter = itertools.count(1)
+
+    # test set-up helpers
+
+    def put_device(self, agent_user_id: str, device_id: str, document: DeviceDocument) -> None:
+        self.devices.setdefault(agent_user_id, {})[device_id] = copy.deepcopy(dict(document))
+        self.versions[(agent_user_id, device_id)] = next(self._counter)
+
+    def save(self, record: TokenRecord) -> None:
+        self.tokens[record.token_hash] = record
+
+    def get(self, token_hash: str) -> TokenRecord | None:
+        return self.tokens.get(token_hash)
+
+    # FulfillmentStore
+
+    def load(self, token_hash: str | None, agent_user_id: str, device_ids: Sequence[str]) -> Snapshot:
+        owned = self.devices.get(agent_user_id, {})
+        found = {
+            device_id: StoredDevice(
+                copy.deepcopy(owned[device_id]), self.versions[(agent_user_id, device_id)]
+            )
+            if device_id in owned
+            else None
+            for device_id in device_ids
+        }
+        return Snapshot(self.tokens.get(token_hash) if token_hash else None, found)
+
+    def list_devices(self, agent_user_id: str) -> list[tuple[str, DeviceDocument]]:
+        return [(i, copy.deepcopy(d)) for i, d in sorted(self.devices.get(agent_user_id, {}).items())]
+
+    def commit_states(self, agent_user_id: str, writes: Sequence[StateWrite]) -> bool:
+        if any(self.versions.get((agent_user_id, w.device_id)) != w.version for w in writes):
+            return False
+        for write in writes:
+            self.devices[agent_user_id][write.device_id]["state"] = copy.deepcopy(dict(write.state))
+            self.versions[(agent_user_id, write.device_id)] = next(self._counter)
+        return True
+
+    def mark_linked(self, agent_user_id: str, now_ms: int) -> None:
+        self.users.setdefault(agent_user_id, {}).update(linked=True, linkedAt=now_ms)
+
+    def disconnect(self, agent_user_id: str, now_ms: int) -> int:
+        mine = [h for h, r in self.tokens.items() if r.agent_user_id == agent_user_id]
+        for token_hash in mine:
+            del self.tokens[token_hash]
+        self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
+        return len(mine)

@@ -1,0 +1,70 @@
+"""The fulfillment webhook Google Home calls: HTTP POST with the linked user's bearer token."""
+
+from __future__ import annotations
+
+import logging
+
+import functions_framework
+from flask import Request
+from google.api_core import exceptions as google_errors
+
+from functions import logs
+from functions.domain.fulfillment import Fulfillment, protocol_error, unauthorized
+from functions.domain.requests import request_id_of
+from functions.entrypoints.http import (
+    BodyTooLarge,
+    FlaskReply,
+    bearer_token,
+    error_reply,
+    json_reply,
+    parse_json,
+    read_body,
+)
+
+# Google's requests are a few kilobytes; anything near this is not from Google.
+MAX_BODY_BYTES = 1_000_000
+
+logs.install()
+log = logging.getLogger(__name__)
+_service: Fulfillment | None = None
+
+
+def service() -> Fulfillment:
+    global _service
+    if _service is None:
+        from functions.adapters.firestore import FirestoreFulfillmentStore
+
+        _service = Fulfillment(FirestoreFulfillmentStore())
+    return _service
+
+
+@functions_framework.http
+def fulfillment(request: Request) -> FlaskReply:
+    if request.method != "POST":
+        return error_reply(405, "method_not_allowed", "the fulfillment accepts POST only")
+    token = bearer_token(request)
+    if token is None:
+        reply = unauthorized("an Authorization: Bearer token is required")
+        return json_reply(reply.status, reply.body, reply.headers)
+    try:
+        data = read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        return error_reply(413, "request_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    body: object
+    malformed = None
+    try:
+        body = parse_json(data)
+    except ValueError as problem:
+        body, malformed = None, f"the body is not valid JSON: {problem}"
+    try:
+        reply = service().handle(token, body, malformed=malformed)
+    except (
+        google_errors.ServiceUnavailable,
+        google_errors.DeadlineExceeded,
+        google_errors.InternalServerError,
+    ):
+        log.exception("storage unavailable", extra={"requestId": request_id_of(body)})
+        # 503 tells Google to retry later; the body stays protocol-shaped where the request had an id.
+        fallback = protocol_error(request_id_of(body), "temporarily unavailable")
+        return json_reply(503, {**fallback.body, "error": "unavailable"}, {"Retry-After": "1"})
+    return json_reply(reply.status, reply.body, reply.headers)
