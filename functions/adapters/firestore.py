@@ -86,6 +86,62 @@ class FirestoreTokenStore:
         return token_from_document(token_hash, snapshot.to_dict() or {}) if snapshot.exists else None
 
 
+class DeviceExists(Exception):
+    pass
+
+
+class FirestoreDeviceRegistry:
+    """Operators' view of a user's devices (the CLI): validated documents in, whole batches or nothing."""
+
+    def __init__(self, db: firestore.Client | None = None) -> None:
+        self._db = db or client()
+
+    def _devices(self, agent_user_id: str) -> Any:
+        return self._db.collection(USERS).document(agent_user_id).collection(DEVICES)
+
+    def add(self, agent_user_id: str, documents: Sequence[tuple[str, dict[str, Any]]], replace: bool = False) -> None:
+        """Stores the devices; without `replace`, fails with DeviceExists (writing none) if one already exists."""
+        if not replace:
+            refs = [self._devices(agent_user_id).document(device_id) for device_id, _ in documents]
+            existing = [snap.id for snap in self._db.get_all(refs) if snap.exists] if refs else []
+            if existing:
+                raise DeviceExists(", ".join(sorted(existing)))
+        for start in range(0, len(documents), BATCH_LIMIT):
+            batch = self._db.batch()
+            for device_id, document in documents[start : start + BATCH_LIMIT]:
+                ref = self._devices(agent_user_id).document(device_id)
+                if replace:
+                    batch.set(ref, document)
+                else:
+                    batch.create(ref, document)
+            try:
+                batch.commit()
+            except google_errors.AlreadyExists as exists:
+                raise DeviceExists(str(exists)) from exists
+
+    def list(self, agent_user_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(snap.id, snap.to_dict() or {}) for snap in self._devices(agent_user_id).stream()]
+
+    def get(self, agent_user_id: str, device_id: str) -> dict[str, Any] | None:
+        snap = self._devices(agent_user_id).document(device_id).get()
+        return (snap.to_dict() or {}) if snap.exists else None
+
+    def remove(self, agent_user_id: str, device_id: str) -> bool:
+        ref = self._devices(agent_user_id).document(device_id)
+        if not ref.get().exists:
+            return False
+        ref.delete()
+        return True
+
+    def update(self, agent_user_id: str, device_id: str, changes: dict[str, Any]) -> bool:
+        """Applies field-path changes (e.g. {"name.name": "Lamp"}); False if there is no such device."""
+        try:
+            self._devices(agent_user_id).document(device_id).update(changes)
+        except google_errors.NotFound:
+            return False
+        return True
+
+
 class FirestoreFulfillmentStore:
     def __init__(self, db: firestore.Client | None = None) -> None:
         self._db = db or client()

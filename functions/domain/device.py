@@ -110,7 +110,10 @@ class Device:
         for name in SYNC_FIELDS:
             if name in self.definition:
                 view[name] = copy.deepcopy(self.definition[name])
-        view.setdefault("attributes", {})
+        attributes = dict(view.get("attributes") or {})
+        for trait in self.traits:
+            attributes.update(trait.explicit_attributes(attributes))
+        view["attributes"] = attributes
         return view
 
     def query_states(self) -> dict[str, Any]:

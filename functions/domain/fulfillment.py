@@ -25,6 +25,7 @@ from functions.domain.requests import (
     SYNC,
     Execution,
     Request,
+    intent_of,
     parse_request,
     request_id_of,
 )
@@ -53,14 +54,19 @@ def unauthorized(description: str) -> Reply:
     )
 
 
-def protocol_error(request_id: str | None, message: str) -> Reply:
-    """A request-level error: protocol-shaped when the request has an id to echo, a plain 400 otherwise."""
+def protocol_error(request_id: str | None, message: str, intent: str | None = None, agent_user_id: str = "") -> Reply:
+    """A request-level error: protocol-shaped when the request has an id to echo, a plain 400 otherwise.
+
+    The payload keeps the fields the intent's response requires (empty), so it stays a valid response.
+    """
     if request_id is None:
         return Reply(400, {"error": "invalid_request", "error_description": message})
-    return Reply(
-        200,
-        {"requestId": request_id, "payload": {"errorCode": errors.PROTOCOL_ERROR, "debugString": message}},
-    )
+    payload: dict[str, Any] = {"errorCode": errors.PROTOCOL_ERROR, "debugString": message}
+    if intent == SYNC:
+        payload.update(agentUserId=agent_user_id, devices=[])
+    elif intent == QUERY:
+        payload["devices"] = {}
+    return Reply(200, {"requestId": request_id, "payload": payload})
 
 
 class ChallengeGate(Protocol):
@@ -138,7 +144,7 @@ class Fulfillment:
             ):
                 return unauthorized("the access token is unknown, expired or revoked")
             log.warning("malformed request", extra={"requestId": request_id_of(body), "reason": str(problem)})
-            return protocol_error(request_id_of(body), str(problem))
+            return protocol_error(request_id_of(body), str(problem), intent_of(body), agent_user_id)
 
         if request.intent == SYNC:
             return self._sync(request, bearer_token or "", token_hash, agent_user_id)

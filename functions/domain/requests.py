@@ -50,6 +50,15 @@ def request_id_of(body: Any) -> str | None:
     return None
 
 
+def intent_of(body: Any) -> str | None:
+    """The intent a (possibly malformed) body names, if it names a known one."""
+    if isinstance(body, dict) and isinstance(body.get("inputs"), list) and body["inputs"]:
+        first = body["inputs"][0]
+        if isinstance(first, dict) and first.get("intent") in INTENTS:
+            return str(first["intent"])
+    return None
+
+
 def _expect(condition: bool, message: str) -> None:
     if not condition:
         raise ProtocolError(message)

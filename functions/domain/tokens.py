@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 ACCESS = "at"
 REFRESH = "rt"
@@ -67,3 +68,16 @@ class TokenRecord:
             and not self.revoked
             and now_ms < self.expires_at_ms
         )
+
+
+def issue(
+    store: TokenSaver, kind: str, agent_user_id: str, ttl_s: int, now_ms: int, client_id: str | None = None
+) -> str:
+    """Mints a token, stores only its hash with its expiry, and returns the token (shown once, never stored)."""
+    token = mint(kind, agent_user_id)
+    store.save(TokenRecord(hash_token(token), kind, agent_user_id, now_ms + ttl_s * 1000, client_id=client_id))
+    return token
+
+
+class TokenSaver(Protocol):
+    def save(self, record: TokenRecord) -> None: ...

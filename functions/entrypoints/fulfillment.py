@@ -67,4 +67,8 @@ def fulfillment(request: Request) -> FlaskReply:
         # 503 tells Google to retry later; the body stays protocol-shaped where the request had an id.
         fallback = protocol_error(request_id_of(body), "temporarily unavailable")
         return json_reply(503, {**fallback.body, "error": "unavailable"}, {"Retry-After": "1"})
+    except Exception:
+        # A bug of ours: logged with its trace, answered without one.
+        log.exception("fulfillment failed", extra={"requestId": request_id_of(body)})
+        return error_reply(500, "internal_error", "the request could not be handled")
     return json_reply(reply.status, reply.body, reply.headers)

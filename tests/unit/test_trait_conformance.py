@@ -48,6 +48,22 @@ def test_every_attributes_example_registers(name: str) -> None:
         device = parse_device("d1", document)
         states = device.query_states()
         oracle().assert_states(device.trait_names, states, f"initial state of {name} with {attributes}")
+        oracle().assert_sync_device(device.sync_view())
+
+
+@pytest.mark.parametrize("name", TRAIT_NAMES)
+def test_a_single_switch_is_enough_and_sync_spells_out_both(name: str) -> None:
+    trait = traits.get(name)
+    assert trait is not None
+    for switch in (trait.command_only_attribute, trait.query_only_attribute):
+        if switch is None:
+            continue
+        base = next(iter(attribute_examples(trait)))
+        others = {k: v for k, v in base.items() if k not in (trait.command_only_attribute, trait.query_only_attribute)}
+        device = parse_device("d1", new_device_document("d1", device_document(trait, {**others, switch: True})))
+        view = device.sync_view()
+        oracle().assert_sync_device(view)
+        assert view["attributes"][switch] is True
 
 
 @pytest.mark.parametrize("name", TRAIT_NAMES)

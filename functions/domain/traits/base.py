@@ -102,6 +102,20 @@ class Trait:
         return frozenset(cls.attributes_schema.get("properties", {}))
 
     @classmethod
+    def explicit_attributes(cls, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """This trait's attributes with the command-only / query-only pair spelled out once either is given.
+
+        Google's schemas read a missing switch of the pair as "not false" (their if/then rules apply when the
+        other key is absent), so SYNC always carries both.
+        """
+        own = {key: value for key, value in attributes.items() if key in cls.attribute_keys()}
+        pair = [key for key in (cls.command_only_attribute, cls.query_only_attribute) if key]
+        if len(pair) == 2 and any(key in own for key in pair):
+            for key in pair:
+                own.setdefault(key, False)
+        return own
+
+    @classmethod
     def attribute_errors(cls, attributes: Mapping[str, Any]) -> list[str]:
         """Problems with this trait's share of a device's attributes, each naming the trait and the field."""
         own = {key: value for key, value in attributes.items() if key in cls.attribute_keys()}

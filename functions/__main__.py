@@ -1,0 +1,5 @@
+"""`python -m functions ...`: the operators' command line (see functions/cli.py)."""
+
+from functions.cli import main
+
+raise SystemExit(main())
