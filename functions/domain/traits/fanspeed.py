@@ -115,7 +115,7 @@ class FanSpeed(Trait):
         else:
             change = ctx.params["fanSpeedRelativePercent"]
         current_percent = state.get("currentFanSpeedPercent", 0)
-        return self._to_percent(attributes, clamp(current_percent + change, 0, 100))
+        return self._to_percent(attributes, round(clamp(current_percent + change, 0, 100), 2))
 
     @command("Reverse")
     def reverse(self, ctx: CommandContext) -> Effect:
