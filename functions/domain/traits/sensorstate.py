@@ -170,8 +170,8 @@ class SensorState(Trait):
     def state_errors(cls, attributes: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
         """Google's rules per sensor type, then the device's own: its sensors, states and capabilities."""
         problems = super().state_errors(attributes, state)
-        if problems or "currentSensorStateData" not in cls.state_keys(attributes):
-            return problems
+        if problems or cls.attribute_errors(attributes):
+            return problems  # the device's own rules need valid attributes
         supported = _supported(attributes)
         seen: set[str] = set()
         for index, reading in enumerate(state.get("currentSensorStateData") or ()):
