@@ -125,7 +125,7 @@ class OpenClose(Trait):
     @classmethod
     def follow_up_payload(cls, token: str, params: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         """The follow-up Google gets once a pending OpenClose completed; `state` is the device's state then."""
-        percent = _current(state, params.get("openDirection"))
+        percent = _number(_current(state, params.get("openDirection")))
         body = {"status": "SUCCESS", "openPercent": percent, "followUpToken": token}
         return {"OpenClose": {"priority": 0, "followUpResponse": body}}
 

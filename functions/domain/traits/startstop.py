@@ -6,6 +6,7 @@ name other zones, and the device is trusted to resolve them. Zones are refused o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from functions.domain import errors
@@ -26,7 +27,7 @@ class StartStop(Trait):
     )
 
     @classmethod
-    def initial_state(cls, attributes: Any) -> dict[str, Any]:
+    def initial_state(cls, attributes: Mapping[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"isRunning": False}
         if attributes.get("pausable") is True:
             state["isPaused"] = False

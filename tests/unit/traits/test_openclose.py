@@ -192,6 +192,7 @@ def test_with_a_follow_up_token_the_command_is_pending_and_its_follow_up_is_vali
     assert effect.pending is True
     reached = device.with_state(effect.state).state
     payload = OpenClose.follow_up_payload("t1", {"openPercent": 60, "openDirection": "UP"}, reached)
+    assert isinstance(payload["OpenClose"]["followUpResponse"]["openPercent"], int)
     assert payload == {
         "OpenClose": {
             "priority": 0,
