@@ -355,6 +355,7 @@ class Fulfillment:
                     state=current.state,
                     now_ms=now_ms,
                     follow_up_token=execution.follow_up_token if self._follow_ups is not None else None,
+                    custom_data=device.definition.get("customData") or {},
                 )
             )
             current = current.with_state(effect.state)

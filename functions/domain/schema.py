@@ -1,50 +1,63 @@
 """Validation of JSON values against the project's own JSON Schemas (draft 7).
 
 Each trait module writes the schemas of its attributes, states and command params as plain dicts, expressing
-Google's documented constraints. jsonschema is imported on first use, so that a cold start that never
-validates does not pay for it.
+Google's documented constraints. They are compiled to Python by fastjsonschema on first use (about ten times
+faster than an interpreting validator, which matters on SYNC of a thousand devices); a schema reports its first
+problem, naming the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 JsonSchema = Mapping[str, Any]
 
-
 # Schemas are module-level constants, so their identity is a stable cache key; the schema is kept with its
-# validator so that the id cannot be reused by another object.
-_validators: dict[int, tuple[JsonSchema, Any]] = {}
+# compiled validator so that the id cannot be reused by another object.
+_validators: dict[int, tuple[JsonSchema, Callable[[Any], Any]]] = {}
 
 
-def _validator(schema: JsonSchema) -> Any:
+def _validator(schema: JsonSchema) -> Callable[[Any], Any]:
     cached = _validators.get(id(schema))
     if cached is None:
-        from jsonschema import Draft7Validator
+        import fastjsonschema
 
-        Draft7Validator.check_schema(schema)
-        cached = (schema, Draft7Validator(schema))
+        cached = (schema, fastjsonschema.compile(_plain(schema)))
         _validators[id(schema)] = cached
     return cached[1]
 
 
+def _plain(value: Any) -> Any:
+    """The schema as plain dicts and lists (fastjsonschema wants JSON-like input)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
 def errors(schema: JsonSchema, value: Any, where: str = "") -> list[str]:
-    """Every way `value` breaks `schema`, each as `where.path: reason`; empty when it is valid."""
-    found = []
-    for error in sorted(_validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in error.absolute_path)
+    """How `value` breaks `schema`, as `where.path: reason`; empty when it is valid."""
+    from fastjsonschema import JsonSchemaValueException
+
+    try:
+        _validator(schema)(value)
+    except JsonSchemaValueException as problem:
+        path = ".".join(str(part) for part in (problem.path or [])[1:])
+        message = problem.message.removeprefix(str(problem.name or "data")).strip() or problem.message
+        # A rule written as {"not": {..., "description": "..."}} explains itself better than the generic text.
+        definition = problem.definition if isinstance(problem.definition, Mapping) else {}
+        rule = definition.get("not") if problem.rule == "not" else None
+        if isinstance(rule, Mapping) and "description" in rule:
+            message = str(rule["description"])
         location = ".".join(part for part in (where, path) if part)
-        message = error.message
-        # A rule written as {"not": {..., "description": "..."}} explains itself better than jsonschema can.
-        if error.validator == "not" and isinstance(error.validator_value, Mapping):
-            message = error.validator_value.get("description", message)
-        found.append(f"{location}: {message}" if location else message)
-    return found
+        return [f"{location}: {message}" if location else message]
+    return []
 
 
 def is_valid(schema: JsonSchema, value: Any) -> bool:
-    return bool(_validator(schema).is_valid(value))
+    return not errors(schema, value)
 
 
 # Small builders keep the per-trait schemas short and readable.

@@ -21,6 +21,38 @@ from tests.schema_oracle import oracle
 
 TRAIT_NAMES = [t.name for t in traits.all_traits()]
 
+# What Google's examples leave out for some commands to run: TransportControl's only attributes example lists 5 of
+# its 10 commands, and a camera can answer GetCameraStream only with the stream addresses its customData gives.
+EXTRA_ATTRIBUTES: dict[str, list[dict[str, Any]]] = {
+    "TransportControl": [
+        {
+            "transportControlSupportedCommands": [
+                "CAPTION_CONTROL",
+                "NEXT",
+                "PAUSE",
+                "PREVIOUS",
+                "RESUME",
+                "SEEK_RELATIVE",
+                "SEEK_TO_POSITION",
+                "SET_REPEAT",
+                "SHUFFLE",
+                "STOP",
+            ]
+        }
+    ],
+}
+CUSTOM_DATA: dict[str, dict[str, Any]] = {
+    "CameraStream": {
+        "cameraStream": {
+            "accessUrls": {
+                protocol: f"https://camera.example/live.{protocol}"
+                for protocol in ("hls", "dash", "smooth_stream", "progressive_mp4")
+            },
+            "webrtc": {"signalingUrl": "https://camera.example/webrtc"},
+        }
+    },
+}
+
 
 def device_document(trait: Trait, attributes: dict[str, Any]) -> dict[str, Any]:
     """A device of a type that needs no trait beyond `trait`."""
@@ -31,12 +63,13 @@ def device_document(trait: Trait, attributes: dict[str, Any]) -> dict[str, Any]:
         "name": {"name": f"{trait.name} test device"},
         "willReportState": True,
         "attributes": copy.deepcopy(attributes),
+        **({"customData": copy.deepcopy(CUSTOM_DATA[trait.name])} if trait.name in CUSTOM_DATA else {}),
     }
 
 
 def attribute_examples(trait: Trait) -> list[dict[str, Any]]:
     schemas = oracle().trait(trait.name)
-    return oracle().examples(schemas.attributes) or [{}]
+    return (oracle().examples(schemas.attributes) or [{}]) + EXTRA_ATTRIBUTES.get(trait.name, [])
 
 
 @pytest.mark.parametrize("name", TRAIT_NAMES)
@@ -77,13 +110,16 @@ def test_attributes_of_the_wrong_type_are_refused_naming_the_trait(name: str) ->
 
 
 def run(trait: Trait, device: Device, command: str, params: dict[str, Any]) -> Effect:
+    # As in a real request, Google's followUpToken travels among the params but is not one of them.
     ctx = CommandContext(
         device_id=device.id,
         command=command,
-        params=params,
+        params={k: v for k, v in params.items() if k != "followUpToken"},
+        follow_up_token=params.get("followUpToken"),
         attributes=device.attributes,
         state=device.state,
         now_ms=1_700_000_000_000,
+        custom_data=device.definition.get("customData") or {},
     )
     return trait.execute(ctx)
 

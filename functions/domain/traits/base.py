@@ -32,6 +32,9 @@ class CommandContext:
     now_ms: int
     follow_up_token: str | None = None
     language: str = "en"
+    # The device's customData (Google's per-device field for the integration's own use, echoed in every EXECUTE):
+    # configuration a command needs that is not state, such as a camera's stream addresses.
+    custom_data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -130,5 +130,5 @@ class CameraStream(Trait):
     )
     def get_stream(self, ctx: CommandContext) -> Effect:
         # CommandContext does not carry customData yet; read it where the fulfillment provides it.
-        source = stream_source(getattr(ctx, "custom_data", None))
+        source = stream_source(ctx.custom_data)
         return Effect(results=stream_results(ctx.attributes, source, ctx.params))
