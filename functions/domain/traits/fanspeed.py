@@ -129,13 +129,17 @@ class FanSpeed(Trait):
     def _find(ctx: CommandContext, wanted: str) -> Mapping[str, Any]:
         """A speed setting by its name, or by a synonym in the request's language (case-insensitive)."""
         speeds = _speeds(ctx.attributes)
-        for speed in speeds:
-            if speed["speed_name"] == wanted:
-                return speed
         folded = wanted.casefold()
         for speed in speeds:
+            if speed["speed_name"].casefold() == folded:
+                return speed
+        # "en" synonyms serve a request in "en-US" and the other way round.
+        language = ctx.language.split("-")[0].casefold()
+        for speed in speeds:
             for values in speed["speed_values"]:
-                if values["lang"] == ctx.language and folded in (s.casefold() for s in values["speed_synonym"]):
+                if values["lang"].split("-")[0].casefold() != language:
+                    continue
+                if folded in (synonym.casefold() for synonym in values["speed_synonym"]):
                     return speed
         raise CommandError(errors.NOT_SUPPORTED, f"fan speed {wanted!r} is not one of this device's settings")
 

@@ -46,7 +46,8 @@ def test_new_devices_start_at_the_lowest_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("asked", "language"), [("speed_high", "en"), ("fast", "en"), ("HIGH", "en"), ("schnell", "de")]
+    ("asked", "language"),
+    [("speed_high", "en"), ("SPEED_HIGH", "de"), ("fast", "en"), ("HIGH", "en"), ("fast", "en-US"), ("schnell", "de")],
 )
 def test_a_setting_is_found_by_name_or_synonym_in_the_language(asked: str, language: str) -> None:
     assert states_after(UNORDERED, "SetFanSpeed", {"fanSpeed": asked}, language=language) == {
