@@ -190,9 +190,19 @@ class Oracle:
             schemas = self.trait(trait_name.rsplit(".", 1)[-1])
             if schemas.states is None:
                 continue
-            own = {k: v for k, v in states.items() if k in schemas.states.get("properties", {})}
+            keys = _state_keys(schemas.states)
+            own = {k: v for k, v in states.items() if k in keys}
             if own:
                 self.assert_valid(schemas.states, own, f"{what} of {trait_name}")
+
+
+def _state_keys(schema: dict[str, Any]) -> set[str]:
+    """Top-level keys a states schema defines, including those in oneOf/anyOf/allOf branches (OpenClose, ...)."""
+    keys = set(schema.get("properties", {}))
+    for combinator in ("oneOf", "anyOf", "allOf"):
+        for branch in schema.get(combinator, []):
+            keys |= _state_keys(branch)
+    return keys
 
 
 def oracle() -> Oracle:

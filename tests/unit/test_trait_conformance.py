@@ -24,6 +24,11 @@ TRAIT_NAMES = [t.name for t in traits.all_traits()]
 # What Google's examples leave out for some commands to run: TransportControl's only attributes example lists 5 of
 # its 10 commands, and a camera can answer GetCameraStream only with the stream addresses its customData gives.
 EXTRA_ATTRIBUTES: dict[str, list[dict[str, Any]]] = {
+    # Google's TemperatureSetting attribute examples lack heatcool, which its ThermostatSetMode and
+    # ThermostatTemperatureSetRange examples need.
+    "TemperatureSetting": [
+        {"availableThermostatModes": ["off", "heat", "cool", "heatcool"], "thermostatTemperatureUnit": "C"}
+    ],
     "TransportControl": [
         {
             "transportControlSupportedCommands": [

@@ -128,7 +128,7 @@ def test_the_password_of_a_device_that_does_not_offer_it_is_refused() -> None:
 
 def test_a_speed_test_is_pending_with_a_token_and_running_while_it_runs() -> None:
     device = register(EVERYTHING)
-    params = {"testDownloadSpeed": True, "testUploadSpeed": True, "followUpToken": "f1"}
+    params = {"testDownloadSpeed": True, "testUploadSpeed": True}  # the token travels as ctx.follow_up_token
     effect = run(device, "TestNetworkSpeed", params, token="f1")
     assert effect.pending is True
     running = device.with_state(effect.state)
@@ -139,7 +139,7 @@ def test_a_speed_test_is_pending_with_a_token_and_running_while_it_runs() -> Non
 
 
 def test_a_speed_test_the_device_cannot_run_is_refused() -> None:
-    params = {"testDownloadSpeed": False, "testUploadSpeed": True, "followUpToken": "f1"}
+    params = {"testDownloadSpeed": False, "testUploadSpeed": True}
     assert code_of(register({"supportsNetworkDownloadSpeedTest": True}), "TestNetworkSpeed", params) == (
         "functionNotSupported"
     )
