@@ -24,9 +24,26 @@ CURRENTLY_DISPENSING = "deviceCurrentlyDispensing"
 GENERIC_DISPENSE_NOT_SUPPORTED = "genericDispenseNotSupported"
 
 UNITS = (
-    "CENTIMETERS", "CUPS", "DECILITERS", "FLUID_OUNCES", "GALLONS", "GRAMS", "KILOGRAMS", "LITERS", "MILLIGRAMS",
-    "MILLILITERS", "MILLIMETERS", "NO_UNITS", "OUNCES", "PINCH", "PINTS", "PORTION", "POUNDS", "QUARTS",
-    "TABLESPOONS", "TEASPOONS",
+    "CENTIMETERS",
+    "CUPS",
+    "DECILITERS",
+    "FLUID_OUNCES",
+    "GALLONS",
+    "GRAMS",
+    "KILOGRAMS",
+    "LITERS",
+    "MILLIGRAMS",
+    "MILLILITERS",
+    "MILLIMETERS",
+    "NO_UNITS",
+    "OUNCES",
+    "PINCH",
+    "PINTS",
+    "PORTION",
+    "POUNDS",
+    "QUARTS",
+    "TABLESPOONS",
+    "TEASPOONS",
 )
 # Units that count whole things: half a treat or half a portion cannot be dispensed.
 COUNTED_UNITS = frozenset({"NO_UNITS", "PORTION", "PINCH"})

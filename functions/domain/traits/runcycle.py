@@ -96,9 +96,7 @@ class RunCycle(Trait):
         return {"RunCycle": {"priority": priority, "status": FAILURE, "errorCode": error_code}}
 
     @classmethod
-    def completion_notification(
-        cls, before: Mapping[str, Any], after: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
+    def completion_notification(cls, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any] | None:
         """The success notification when a state change ends a running operation, else None."""
         was = before.get("currentTotalRemainingTime")
         now = after.get("currentTotalRemainingTime")

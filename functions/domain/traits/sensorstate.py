@@ -33,8 +33,18 @@ _PPM = "PARTS_PER_MILLION"
 SENSORS: dict[str, Sensor] = {
     "AirQuality": Sensor(
         states=(
-            "healthy", "moderate", "unhealthy", "unhealthy for sensitive groups", "very unhealthy", "hazardous",
-            "good", "fair", "poor", "very poor", "severe", UNKNOWN,
+            "healthy",
+            "moderate",
+            "unhealthy",
+            "unhealthy for sensitive groups",
+            "very unhealthy",
+            "hazardous",
+            "good",
+            "fair",
+            "poor",
+            "very poor",
+            "severe",
+            UNKNOWN,
         ),
         unit="AQI",
         raw_range=(0, 500),

@@ -95,9 +95,7 @@ def test_descriptive_state_of_a_numeric_only_declaration_is_refused() -> None:
         "sensorStatesSupported": [{"name": "SmokeLevel", "numericCapabilities": {"rawValueUnit": "PARTS_PER_MILLION"}}]
     }
     problems = state_problems([{"name": "SmokeLevel", "currentSensorState": "high"}], numeric_only)
-    assert problems == [
-        "state (SensorState).currentSensorStateData.0.currentSensorState: 'high' is not one of []"
-    ]
+    assert problems == ["state (SensorState).currentSensorStateData.0.currentSensorState: 'high' is not one of []"]
 
 
 @pytest.mark.parametrize(
