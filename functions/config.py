@@ -19,3 +19,8 @@ def project_id() -> str | None:
 
 def firestore_database() -> str:
     return os.environ.get("FIRESTORE_DATABASE", "(default)")
+
+
+def token_cache_seconds() -> int:
+    """How long an instance trusts a validated access token before reading its record again (0: never)."""
+    return int(os.environ.get("TOKEN_CACHE_SECONDS", "10"))

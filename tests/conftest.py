@@ -28,9 +28,9 @@ def firestore_emulator() -> Iterator[emulators.Emulator]:
 
 
 @pytest.fixture
-def firestore_db(firestore_emulator: emulators.Emulator) -> Iterator[object]:
+def firestore_db(firestore_emulator: emulators.Emulator) -> object:
     """A Firestore client on an emptied emulator database."""
     from functions.adapters import firestore as adapter
 
     emulators.clear_firestore(firestore_emulator.address, PROJECT)
-    yield adapter.client()
+    return adapter.client()

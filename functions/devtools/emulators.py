@@ -167,7 +167,7 @@ def start_pubsub(
 
 def clear_firestore(emulator_address: str, project: str, database: str = "(default)") -> None:
     """Deletes every document of the emulator's database."""
-    request = urllib.request.Request(  # noqa: S310 - loopback emulator
+    request = urllib.request.Request(
         f"http://{emulator_address}/emulator/v1/projects/{project}/databases/{database}/documents", method="DELETE"
     )
     with urllib.request.urlopen(request, timeout=30):  # noqa: S310

@@ -62,9 +62,7 @@ _DEFINITION_SCHEMA = obj(
         ),
         "attributes": {"type": "object"},
         "customData": {"type": "object"},
-        "otherDeviceIds": array(
-            obj({"agentId": STRING, "deviceId": NON_EMPTY_STRING}, required=("deviceId",))
-        ),
+        "otherDeviceIds": array(obj({"agentId": STRING, "deviceId": NON_EMPTY_STRING}, required=("deviceId",))),
         "state": {"type": "object"},
         "online": BOOLEAN,
         **{name: {} for name in INTERNAL_FIELDS},
@@ -124,9 +122,10 @@ class Device:
         return states
 
     def with_state(self, changes: Mapping[str, Any]) -> Device:
-        """This device after `changes`; keys no trait reports (command-only traits) are not kept."""
+        """This device after `changes`; a None value removes its key; keys no trait reports are not kept."""
         keys = self.reportable_keys()
         merged = {**self.state, **{k: v for k, v in changes.items() if k in keys}}
+        merged = {k: v for k, v in merged.items() if v is not None}
         return Device(self.id, self.definition, merged, self.online)
 
     def reportable_keys(self) -> frozenset[str]:
@@ -149,11 +148,7 @@ def device_id_problem(device_id: Any) -> str | None:
         return "id: must be a non-empty string"
     if len(device_id) > MAX_DEVICE_ID_LENGTH:
         return f"id: longer than {MAX_DEVICE_ID_LENGTH} characters"
-    if (
-        "/" in device_id
-        or device_id in {".", ".."}
-        or (device_id.startswith("__") and device_id.endswith("__"))
-    ):
+    if "/" in device_id or device_id in {".", ".."} or (device_id.startswith("__") and device_id.endswith("__")):
         return "id: may not contain '/', be '.' or '..', or look like __name__ (Firestore document ids)"
     return None
 

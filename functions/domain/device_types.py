@@ -16,33 +16,65 @@ class DeviceType(NamedTuple):
 
 
 DEVICE_TYPES: dict[str, DeviceType] = {
-    "action.devices.types.AC_UNIT": DeviceType("action.devices.types.AC_UNIT", ("FanSpeed", "OnOff", "TemperatureSetting"), ()),
-    "action.devices.types.AIRCOOLER": DeviceType("action.devices.types.AIRCOOLER", ("FanSpeed", "HumiditySetting", "OnOff", "TemperatureSetting"), ()),
-    "action.devices.types.AIRFRESHENER": DeviceType("action.devices.types.AIRFRESHENER", ("OnOff",), ("Modes", "Toggles")),
-    "action.devices.types.AIRPURIFIER": DeviceType("action.devices.types.AIRPURIFIER", ("OnOff",), ("FanSpeed", "SensorState")),
-    "action.devices.types.AUDIO_VIDEO_RECEIVER": DeviceType("action.devices.types.AUDIO_VIDEO_RECEIVER", ("InputSelector", "MediaState", "OnOff", "TransportControl", "Volume"), ("AppSelector",)),
+    "action.devices.types.AC_UNIT": DeviceType(
+        "action.devices.types.AC_UNIT", ("FanSpeed", "OnOff", "TemperatureSetting"), ()
+    ),
+    "action.devices.types.AIRCOOLER": DeviceType(
+        "action.devices.types.AIRCOOLER", ("FanSpeed", "HumiditySetting", "OnOff", "TemperatureSetting"), ()
+    ),
+    "action.devices.types.AIRFRESHENER": DeviceType(
+        "action.devices.types.AIRFRESHENER", ("OnOff",), ("Modes", "Toggles")
+    ),
+    "action.devices.types.AIRPURIFIER": DeviceType(
+        "action.devices.types.AIRPURIFIER", ("OnOff",), ("FanSpeed", "SensorState")
+    ),
+    "action.devices.types.AUDIO_VIDEO_RECEIVER": DeviceType(
+        "action.devices.types.AUDIO_VIDEO_RECEIVER",
+        ("InputSelector", "MediaState", "OnOff", "TransportControl", "Volume"),
+        ("AppSelector",),
+    ),
     "action.devices.types.AWNING": DeviceType("action.devices.types.AWNING", ("OpenClose",), ()),
-    "action.devices.types.BATHTUB": DeviceType("action.devices.types.BATHTUB", (), ("Fill", "TemperatureControl", "StartStop")),
+    "action.devices.types.BATHTUB": DeviceType(
+        "action.devices.types.BATHTUB", (), ("Fill", "TemperatureControl", "StartStop")
+    ),
     "action.devices.types.BED": DeviceType("action.devices.types.BED", ("Modes",), ("Scene",)),
-    "action.devices.types.BLENDER": DeviceType("action.devices.types.BLENDER", ("OnOff",), ("Cook", "StartStop", "Timer")),
+    "action.devices.types.BLENDER": DeviceType(
+        "action.devices.types.BLENDER", ("OnOff",), ("Cook", "StartStop", "Timer")
+    ),
     "action.devices.types.BLINDS": DeviceType("action.devices.types.BLINDS", ("OpenClose",), ("Rotation",)),
     "action.devices.types.BOILER": DeviceType("action.devices.types.BOILER", ("OnOff",), ("TemperatureControl",)),
     "action.devices.types.CAMERA": DeviceType("action.devices.types.CAMERA", ("CameraStream",), ()),
-    "action.devices.types.CARBON_MONOXIDE_DETECTOR": DeviceType("action.devices.types.CARBON_MONOXIDE_DETECTOR", ("SensorState",), ()),
+    "action.devices.types.CARBON_MONOXIDE_DETECTOR": DeviceType(
+        "action.devices.types.CARBON_MONOXIDE_DETECTOR", ("SensorState",), ()
+    ),
     "action.devices.types.CHARGER": DeviceType("action.devices.types.CHARGER", ("EnergyStorage",), ()),
     "action.devices.types.CLOSET": DeviceType("action.devices.types.CLOSET", ("OpenClose",), ()),
-    "action.devices.types.COFFEE_MAKER": DeviceType("action.devices.types.COFFEE_MAKER", ("OnOff",), ("Cook", "TemperatureControl")),
+    "action.devices.types.COFFEE_MAKER": DeviceType(
+        "action.devices.types.COFFEE_MAKER", ("OnOff",), ("Cook", "TemperatureControl")
+    ),
     "action.devices.types.COOKTOP": DeviceType("action.devices.types.COOKTOP", ("OnOff",), ("Cook", "Timer")),
     "action.devices.types.CURTAIN": DeviceType("action.devices.types.CURTAIN", ("OpenClose",), ()),
-    "action.devices.types.DEHUMIDIFIER": DeviceType("action.devices.types.DEHUMIDIFIER", ("OnOff",), ("FanSpeed", "HumiditySetting", "StartStop")),
-    "action.devices.types.DEHYDRATOR": DeviceType("action.devices.types.DEHYDRATOR", ("OnOff",), ("Cook", "StartStop", "Timer")),
-    "action.devices.types.DISHWASHER": DeviceType("action.devices.types.DISHWASHER", ("StartStop",), ("OnOff", "RunCycle")),
+    "action.devices.types.DEHUMIDIFIER": DeviceType(
+        "action.devices.types.DEHUMIDIFIER", ("OnOff",), ("FanSpeed", "HumiditySetting", "StartStop")
+    ),
+    "action.devices.types.DEHYDRATOR": DeviceType(
+        "action.devices.types.DEHYDRATOR", ("OnOff",), ("Cook", "StartStop", "Timer")
+    ),
+    "action.devices.types.DISHWASHER": DeviceType(
+        "action.devices.types.DISHWASHER", ("StartStop",), ("OnOff", "RunCycle")
+    ),
     "action.devices.types.DOOR": DeviceType("action.devices.types.DOOR", ("OpenClose",), ("LockUnlock",)),
-    "action.devices.types.DOORBELL": DeviceType("action.devices.types.DOORBELL", (), ("ObjectDetection", "CameraStream")),
+    "action.devices.types.DOORBELL": DeviceType(
+        "action.devices.types.DOORBELL", (), ("ObjectDetection", "CameraStream")
+    ),
     "action.devices.types.DRAWER": DeviceType("action.devices.types.DRAWER", ("OpenClose",), ()),
-    "action.devices.types.DRYER": DeviceType("action.devices.types.DRYER", ("StartStop",), ("Modes", "OnOff", "RunCycle", "Toggles")),
+    "action.devices.types.DRYER": DeviceType(
+        "action.devices.types.DRYER", ("StartStop",), ("Modes", "OnOff", "RunCycle", "Toggles")
+    ),
     "action.devices.types.FAN": DeviceType("action.devices.types.FAN", ("FanSpeed", "OnOff"), ()),
-    "action.devices.types.FAUCET": DeviceType("action.devices.types.FAUCET", (), ("Dispense", "StartStop", "TemperatureControl")),
+    "action.devices.types.FAUCET": DeviceType(
+        "action.devices.types.FAUCET", (), ("Dispense", "StartStop", "TemperatureControl")
+    ),
     "action.devices.types.FIREPLACE": DeviceType("action.devices.types.FIREPLACE", (), ("Modes", "Toggles", "OnOff")),
     "action.devices.types.FREEZER": DeviceType("action.devices.types.FREEZER", ("TemperatureControl",), ()),
     "action.devices.types.FRYER": DeviceType("action.devices.types.FRYER", ("OnOff",), ("Cook", "StartStop", "Timer")),
@@ -51,48 +83,112 @@ DEVICE_TYPES: dict[str, DeviceType] = {
     "action.devices.types.GRILL": DeviceType("action.devices.types.GRILL", ("StartStop",), ("Cook", "OnOff", "Timer")),
     "action.devices.types.HEATER": DeviceType("action.devices.types.HEATER", ("TemperatureSetting",), ("FanSpeed",)),
     "action.devices.types.HOOD": DeviceType("action.devices.types.HOOD", ("OnOff",), ("Brightness", "FanSpeed")),
-    "action.devices.types.HUMIDIFIER": DeviceType("action.devices.types.HUMIDIFIER", ("OnOff",), ("FanSpeed", "HumiditySetting", "StartStop")),
+    "action.devices.types.HUMIDIFIER": DeviceType(
+        "action.devices.types.HUMIDIFIER", ("OnOff",), ("FanSpeed", "HumiditySetting", "StartStop")
+    ),
     "action.devices.types.KETTLE": DeviceType("action.devices.types.KETTLE", ("OnOff",), ("TemperatureControl",)),
     "action.devices.types.LIGHT": DeviceType("action.devices.types.LIGHT", ("OnOff",), ("ColorSetting", "Brightness")),
     "action.devices.types.LOCK": DeviceType("action.devices.types.LOCK", ("LockUnlock",), ()),
     "action.devices.types.MICROWAVE": DeviceType("action.devices.types.MICROWAVE", ("StartStop",), ("Cook", "Timer")),
-    "action.devices.types.MOP": DeviceType("action.devices.types.MOP", ("StartStop",), ("Dock", "EnergyStorage", "Locator", "OnOff", "RunCycle")),
-    "action.devices.types.MOWER": DeviceType("action.devices.types.MOWER", ("StartStop",), ("Dock", "EnergyStorage", "Locator", "OnOff", "RunCycle")),
-    "action.devices.types.MULTICOOKER": DeviceType("action.devices.types.MULTICOOKER", ("OnOff",), ("Cook", "StartStop", "Timer")),
-    "action.devices.types.NETWORK": DeviceType("action.devices.types.NETWORK", ("NetworkControl",), ("Reboot", "SoftwareUpdate")),
+    "action.devices.types.MOP": DeviceType(
+        "action.devices.types.MOP", ("StartStop",), ("Dock", "EnergyStorage", "Locator", "OnOff", "RunCycle")
+    ),
+    "action.devices.types.MOWER": DeviceType(
+        "action.devices.types.MOWER", ("StartStop",), ("Dock", "EnergyStorage", "Locator", "OnOff", "RunCycle")
+    ),
+    "action.devices.types.MULTICOOKER": DeviceType(
+        "action.devices.types.MULTICOOKER", ("OnOff",), ("Cook", "StartStop", "Timer")
+    ),
+    "action.devices.types.NETWORK": DeviceType(
+        "action.devices.types.NETWORK", ("NetworkControl",), ("Reboot", "SoftwareUpdate")
+    ),
     "action.devices.types.OUTLET": DeviceType("action.devices.types.OUTLET", ("OnOff",), ()),
-    "action.devices.types.OVEN": DeviceType("action.devices.types.OVEN", ("OnOff",), ("Cook", "TemperatureControl", "Timer")),
+    "action.devices.types.OVEN": DeviceType(
+        "action.devices.types.OVEN", ("OnOff",), ("Cook", "TemperatureControl", "Timer")
+    ),
     "action.devices.types.PERGOLA": DeviceType("action.devices.types.PERGOLA", ("OpenClose",), ("Rotation",)),
-    "action.devices.types.PETFEEDER": DeviceType("action.devices.types.PETFEEDER", ("Dispense",), ("OnOff", "StartStop")),
-    "action.devices.types.PRESSURECOOKER": DeviceType("action.devices.types.PRESSURECOOKER", ("OnOff",), ("Cook", "Timer")),
+    "action.devices.types.PETFEEDER": DeviceType(
+        "action.devices.types.PETFEEDER", ("Dispense",), ("OnOff", "StartStop")
+    ),
+    "action.devices.types.PRESSURECOOKER": DeviceType(
+        "action.devices.types.PRESSURECOOKER", ("OnOff",), ("Cook", "Timer")
+    ),
     "action.devices.types.RADIATOR": DeviceType("action.devices.types.RADIATOR", ("OnOff",), ("Modes", "Toggles")),
     "action.devices.types.REFRIGERATOR": DeviceType("action.devices.types.REFRIGERATOR", ("TemperatureControl",), ()),
-    "action.devices.types.REMOTECONTROL": DeviceType("action.devices.types.REMOTECONTROL", ("InputSelector", "MediaState", "OnOff", "TransportControl", "Volume"), ("AppSelector", "Channel")),
-    "action.devices.types.ROUTER": DeviceType("action.devices.types.ROUTER", ("NetworkControl",), ("Reboot", "SoftwareUpdate")),
+    "action.devices.types.REMOTECONTROL": DeviceType(
+        "action.devices.types.REMOTECONTROL",
+        ("InputSelector", "MediaState", "OnOff", "TransportControl", "Volume"),
+        ("AppSelector", "Channel"),
+    ),
+    "action.devices.types.ROUTER": DeviceType(
+        "action.devices.types.ROUTER", ("NetworkControl",), ("Reboot", "SoftwareUpdate")
+    ),
     "action.devices.types.SCENE": DeviceType("action.devices.types.SCENE", ("Scene",), ()),
-    "action.devices.types.SECURITYSYSTEM": DeviceType("action.devices.types.SECURITYSYSTEM", ("ArmDisarm",), ("StatusReport",)),
+    "action.devices.types.SECURITYSYSTEM": DeviceType(
+        "action.devices.types.SECURITYSYSTEM", ("ArmDisarm",), ("StatusReport",)
+    ),
     "action.devices.types.SENSOR": DeviceType("action.devices.types.SENSOR", ("SensorState",), ("EnergyStorage",)),
-    "action.devices.types.SETTOP": DeviceType("action.devices.types.SETTOP", ("AppSelector", "MediaState", "Channel", "OnOff", "TransportControl"), ("Volume",)),
+    "action.devices.types.SETTOP": DeviceType(
+        "action.devices.types.SETTOP",
+        ("AppSelector", "MediaState", "Channel", "OnOff", "TransportControl"),
+        ("Volume",),
+    ),
     "action.devices.types.SHOWER": DeviceType("action.devices.types.SHOWER", (), ("StartStop", "TemperatureControl")),
     "action.devices.types.SHUTTER": DeviceType("action.devices.types.SHUTTER", ("OpenClose",), ("Rotation",)),
     "action.devices.types.SMOKE_DETECTOR": DeviceType("action.devices.types.SMOKE_DETECTOR", ("SensorState",), ()),
-    "action.devices.types.SOUNDBAR": DeviceType("action.devices.types.SOUNDBAR", ("MediaState", "OnOff", "TransportControl", "Volume"), ("AppSelector", "InputSelector")),
-    "action.devices.types.SOUSVIDE": DeviceType("action.devices.types.SOUSVIDE", ("OnOff",), ("Cook", "StartStop", "Timer")),
-    "action.devices.types.SPEAKER": DeviceType("action.devices.types.SPEAKER", ("MediaState", "OnOff", "TransportControl", "Volume"), ("AppSelector", "InputSelector")),
+    "action.devices.types.SOUNDBAR": DeviceType(
+        "action.devices.types.SOUNDBAR",
+        ("MediaState", "OnOff", "TransportControl", "Volume"),
+        ("AppSelector", "InputSelector"),
+    ),
+    "action.devices.types.SOUSVIDE": DeviceType(
+        "action.devices.types.SOUSVIDE", ("OnOff",), ("Cook", "StartStop", "Timer")
+    ),
+    "action.devices.types.SPEAKER": DeviceType(
+        "action.devices.types.SPEAKER",
+        ("MediaState", "OnOff", "TransportControl", "Volume"),
+        ("AppSelector", "InputSelector"),
+    ),
     "action.devices.types.SPRINKLER": DeviceType("action.devices.types.SPRINKLER", ("StartStop",), ("Timer",)),
     "action.devices.types.STANDMIXER": DeviceType("action.devices.types.STANDMIXER", ("OnOff",), ("Cook", "StartStop")),
-    "action.devices.types.STREAMING_BOX": DeviceType("action.devices.types.STREAMING_BOX", ("AppSelector", "MediaState", "OnOff", "TransportControl", "Volume"), ("Channel", "InputSelector")),
-    "action.devices.types.STREAMING_SOUNDBAR": DeviceType("action.devices.types.STREAMING_SOUNDBAR", ("AppSelector", "MediaState", "OnOff", "TransportControl", "Volume"), ("InputSelector",)),
-    "action.devices.types.STREAMING_STICK": DeviceType("action.devices.types.STREAMING_STICK", ("AppSelector", "MediaState", "TransportControl", "Volume"), ("OnOff",)),
+    "action.devices.types.STREAMING_BOX": DeviceType(
+        "action.devices.types.STREAMING_BOX",
+        ("AppSelector", "MediaState", "OnOff", "TransportControl", "Volume"),
+        ("Channel", "InputSelector"),
+    ),
+    "action.devices.types.STREAMING_SOUNDBAR": DeviceType(
+        "action.devices.types.STREAMING_SOUNDBAR",
+        ("AppSelector", "MediaState", "OnOff", "TransportControl", "Volume"),
+        ("InputSelector",),
+    ),
+    "action.devices.types.STREAMING_STICK": DeviceType(
+        "action.devices.types.STREAMING_STICK", ("AppSelector", "MediaState", "TransportControl", "Volume"), ("OnOff",)
+    ),
     "action.devices.types.SWITCH": DeviceType("action.devices.types.SWITCH", ("OnOff",), ("Brightness",)),
     "action.devices.types.THERMOSTAT": DeviceType("action.devices.types.THERMOSTAT", ("TemperatureSetting",), ()),
-    "action.devices.types.TV": DeviceType("action.devices.types.TV", ("AppSelector", "InputSelector", "MediaState", "OnOff", "TransportControl", "Volume"), ("Channel",)),
-    "action.devices.types.VACUUM": DeviceType("action.devices.types.VACUUM", ("StartStop",), ("Dock", "EnergyStorage", "Locator", "OnOff", "RunCycle")),
+    "action.devices.types.TV": DeviceType(
+        "action.devices.types.TV",
+        ("AppSelector", "InputSelector", "MediaState", "OnOff", "TransportControl", "Volume"),
+        ("Channel",),
+    ),
+    "action.devices.types.VACUUM": DeviceType(
+        "action.devices.types.VACUUM", ("StartStop",), ("Dock", "EnergyStorage", "Locator", "OnOff", "RunCycle")
+    ),
     "action.devices.types.VALVE": DeviceType("action.devices.types.VALVE", ("OpenClose",), ()),
-    "action.devices.types.WASHER": DeviceType("action.devices.types.WASHER", ("StartStop",), ("Modes", "OnOff", "RunCycle", "Toggles")),
-    "action.devices.types.WATERHEATER": DeviceType("action.devices.types.WATERHEATER", ("OnOff",), ("TemperatureControl",)),
-    "action.devices.types.WATERPURIFIER": DeviceType("action.devices.types.WATERPURIFIER", (), ("OnOff", "SensorState")),
-    "action.devices.types.WATERSOFTENER": DeviceType("action.devices.types.WATERSOFTENER", (), ("OnOff", "SensorState")),
+    "action.devices.types.WASHER": DeviceType(
+        "action.devices.types.WASHER", ("StartStop",), ("Modes", "OnOff", "RunCycle", "Toggles")
+    ),
+    "action.devices.types.WATERHEATER": DeviceType(
+        "action.devices.types.WATERHEATER", ("OnOff",), ("TemperatureControl",)
+    ),
+    "action.devices.types.WATERPURIFIER": DeviceType(
+        "action.devices.types.WATERPURIFIER", (), ("OnOff", "SensorState")
+    ),
+    "action.devices.types.WATERSOFTENER": DeviceType(
+        "action.devices.types.WATERSOFTENER", (), ("OnOff", "SensorState")
+    ),
     "action.devices.types.WINDOW": DeviceType("action.devices.types.WINDOW", ("OpenClose",), ("LockUnlock",)),
-    "action.devices.types.YOGURTMAKER": DeviceType("action.devices.types.YOGURTMAKER", ("OnOff",), ("Cook", "StartStop", "Timer")),
+    "action.devices.types.YOGURTMAKER": DeviceType(
+        "action.devices.types.YOGURTMAKER", ("OnOff",), ("Cook", "StartStop", "Timer")
+    ),
 }

@@ -29,6 +29,7 @@ from functions.domain.requests import (
     parse_request,
     request_id_of,
 )
+from functions.domain.tokens import TokenRecord
 from functions.domain.traits.base import CommandContext, Effect
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 12
 RETRY_BASE_S = 0.005
 RETRY_CAP_S = 0.25
+MAX_CACHED_TOKENS = 10_000
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,13 @@ class Fulfillment:
         sleep: Callable[[float], None] = time.sleep,
         challenges: ChallengeGate | None = None,
         follow_ups: FollowUps | None = None,
+        token_cache_ms: int = 10_000,
     ) -> None:
         self._store = store
+        # Validated token records, so that a warm instance reads only the devices: a token revoked by another
+        # instance keeps working here for at most `token_cache_ms` (DISCONNECT on this instance evicts at once).
+        self._token_cache_ms = token_cache_ms
+        self._token_cache: dict[str, tuple[TokenRecord, int]] = {}
         self._clock_ms = clock_ms
         self._sleep = sleep
         self._challenges = challenges
@@ -133,47 +140,60 @@ class Fulfillment:
             return unauthorized("a valid access token is required")
         agent_user_id = named[1]
         token_hash = tokens.hash_token(bearer_token or "")
+        token = bearer_token or ""
         try:
             if malformed:
                 raise ProtocolError(malformed)
             request = parse_request(body)
         except ProtocolError as problem:
             # Nothing about the request is answered to someone who is not authenticated.
-            if not self._authentic(
-                self._store.load(token_hash, agent_user_id, []), bearer_token, agent_user_id
-            ):
+            if self._load(token, token_hash, agent_user_id, []) is None:
                 return unauthorized("the access token is unknown, expired or revoked")
             log.warning("malformed request", extra={"requestId": request_id_of(body), "reason": str(problem)})
             return protocol_error(request_id_of(body), str(problem), intent_of(body), agent_user_id)
 
-        if request.intent == SYNC:
-            return self._sync(request, bearer_token or "", token_hash, agent_user_id)
-        snapshot = self._store.load(token_hash, agent_user_id, request.device_ids)
-        if not self._authentic(snapshot, bearer_token, agent_user_id):
+        snapshot = self._load(token, token_hash, agent_user_id, request.device_ids)
+        if snapshot is None:
             return unauthorized("the access token is unknown, expired or revoked")
+        if request.intent == SYNC:
+            return self._sync(request, agent_user_id)
         if request.intent == QUERY:
             return self._query(request, snapshot)
         if request.intent == EXECUTE:
             return self._execute(request, agent_user_id, snapshot)
         assert request.intent == DISCONNECT
         revoked = self._store.disconnect(agent_user_id, self._clock_ms())
+        for cached_hash, (record, _) in list(self._token_cache.items()):
+            if record.agent_user_id == agent_user_id:
+                self._token_cache.pop(cached_hash, None)
         log.info(
             "user disconnected",
             extra={"requestId": request.request_id, "intent": DISCONNECT, "revoked": revoked},
         )
         return Reply(200, {})
 
-    def _authentic(self, snapshot: Snapshot, token: str | None, agent_user_id: str) -> bool:
+    def _load(self, token: str, token_hash: str, agent_user_id: str, device_ids: list[str]) -> Snapshot | None:
+        """The devices, read together with the token record unless a recent check is cached; None if not valid."""
+        now = self._clock_ms()
+        cached = self._token_cache.get(token_hash)
+        if cached is not None and now - cached[1] < self._token_cache_ms:
+            if not cached[0].grants(token, tokens.ACCESS, agent_user_id, now):
+                return None
+            return self._store.load(None, agent_user_id, device_ids)
+        snapshot = self._store.load(token_hash, agent_user_id, device_ids)
         record = snapshot.token
-        return record is not None and record.grants(
-            token or "", tokens.ACCESS, agent_user_id, self._clock_ms()
-        )
+        if record is None or not record.grants(token, tokens.ACCESS, agent_user_id, now):
+            self._token_cache.pop(token_hash, None)
+            return None
+        if self._token_cache_ms > 0:
+            if len(self._token_cache) >= MAX_CACHED_TOKENS:
+                self._token_cache.pop(next(iter(self._token_cache)))
+            self._token_cache[token_hash] = (record, now)
+        return snapshot
 
     # SYNC
 
-    def _sync(self, request: Request, token: str, token_hash: str, agent_user_id: str) -> Reply:
-        if not self._authentic(self._store.load(token_hash, agent_user_id, []), token, agent_user_id):
-            return unauthorized("the access token is unknown, expired or revoked")
+    def _sync(self, request: Request, agent_user_id: str) -> Reply:
         devices = []
         invalid = 0
         for device_id, document in self._store.list_devices(agent_user_id):
@@ -181,9 +201,7 @@ class Fulfillment:
                 devices.append(parse_device(device_id, document).sync_view())
             except InvalidDevice as problem:
                 invalid += 1
-                log.error(
-                    "device left out of SYNC", extra={"requestId": request.request_id, "reason": str(problem)}
-                )
+                log.error("device left out of SYNC", extra={"requestId": request.request_id, "reason": str(problem)})
         self._store.mark_linked(agent_user_id, self._clock_ms())
         log.info(
             "sync",
@@ -262,9 +280,7 @@ class Fulfillment:
         else:
             log.error("execute gave up after write conflicts", extra={"requestId": request.request_id})
             outcomes = {
-                device_id: _Outcome("ERROR", errors.TRANSIENT_ERROR)
-                if o.status in ("SUCCESS", "PENDING")
-                else o
+                device_id: _Outcome("ERROR", errors.TRANSIENT_ERROR) if o.status in ("SUCCESS", "PENDING") else o
                 for device_id, o in outcomes.items()
             }
 
@@ -279,8 +295,7 @@ class Fulfillment:
                 "intent": EXECUTE,
                 "devices": len(outcomes),
                 "statuses": {
-                    o.status: sum(1 for x in outcomes.values() if x.status == o.status)
-                    for o in outcomes.values()
+                    o.status: sum(1 for x in outcomes.values() if x.status == o.status) for o in outcomes.values()
                 },
             },
         )

@@ -129,8 +129,7 @@ def parse_request(body: Any) -> Request:
             # Google puts the follow-up token among the params; it is not a param of the command itself.
             follow_up_token = params.get("followUpToken")
             _expect(
-                follow_up_token is None
-                or (isinstance(follow_up_token, str) and 0 < len(follow_up_token) <= 4096),
+                follow_up_token is None or (isinstance(follow_up_token, str) and 0 < len(follow_up_token) <= 4096),
                 f"{at}.params.followUpToken: must be a string",
             )
             params = {key: value for key, value in params.items() if key != "followUpToken"}

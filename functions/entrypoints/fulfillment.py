@@ -8,7 +8,7 @@ import functions_framework
 from flask import Request
 from google.api_core import exceptions as google_errors
 
-from functions import logs
+from functions import config, logs
 from functions.domain.fulfillment import Fulfillment, protocol_error, unauthorized
 from functions.domain.requests import request_id_of
 from functions.entrypoints.http import (
@@ -34,7 +34,7 @@ def service() -> Fulfillment:
     if _service is None:
         from functions.adapters.firestore import FirestoreFulfillmentStore
 
-        _service = Fulfillment(FirestoreFulfillmentStore())
+        _service = Fulfillment(FirestoreFulfillmentStore(), token_cache_ms=config.token_cache_seconds() * 1000)
     return _service
 
 

@@ -81,10 +81,20 @@ def test_sync_lists_every_device_with_all_fields(alice: Google) -> None:
     by_id = {d["id"]: d for d in body["payload"]["devices"]}
     assert set(by_id) == {"lamp-1", "plug-1", "switch-ro"}
     lamp = by_id["lamp-1"]
-    for field in ("type", "traits", "name", "willReportState", "roomHint", "deviceInfo", "customData",
-                  "otherDeviceIds", "notificationSupportedByAgent"):
+    for field in (
+        "type",
+        "traits",
+        "name",
+        "willReportState",
+        "roomHint",
+        "deviceInfo",
+        "customData",
+        "otherDeviceIds",
+        "notificationSupportedByAgent",
+    ):
         assert lamp[field] == LAMP[field], field
-    assert "state" not in lamp and "online" not in lamp
+    assert "state" not in lamp
+    assert "online" not in lamp
     assert by_id["switch-ro"]["attributes"] == {"queryOnlyOnOff": True, "commandOnlyOnOff": False}
 
 
@@ -118,9 +128,7 @@ def test_query_returns_states_online_and_status(alice: Google) -> None:
     oracle().assert_states(LAMP["traits"], devices["lamp-1"])
 
 
-def test_query_unknown_and_foreign_devices_are_not_found_alone(
-    alice: Google, add_devices: Callable[..., None]
-) -> None:
+def test_query_unknown_and_foreign_devices_are_not_found_alone(alice: Google, add_devices: Callable[..., None]) -> None:
     add_devices("bob", [device(PLUG, id="bobs-plug")])
     status, body = alice.post(query_request(["lamp-1", "nope", "bobs-plug"]))
     assert status == 200
@@ -133,7 +141,7 @@ def test_query_unknown_and_foreign_devices_are_not_found_alone(
 
 def test_query_of_an_offline_device(google: Callable[[str], Google], add_devices: Callable[..., None]) -> None:
     add_devices("carol", [device(PLUG, online=False)])
-    status, body = google("carol").post(query_request(["plug-1"]))
+    _, body = google("carol").post(query_request(["plug-1"]))
     oracle().assert_response("query", body)
     assert body["payload"]["devices"]["plug-1"] == {"online": False, "status": "OFFLINE", "errorCode": "deviceOffline"}
 
@@ -169,7 +177,7 @@ def test_execute_runs_every_command_on_every_device_and_groups_results(alice: Go
 
 def test_execute_groups_devices_with_the_same_outcome(alice: Google, add_devices: Callable[..., None]) -> None:
     add_devices("alice", [device(PLUG, id="plug-2", state={"on": False})])
-    status, body = alice.post(execute_request([(["plug-1", "plug-2"], [execution("OnOff", {"on": False})])]))
+    _, body = alice.post(execute_request([(["plug-1", "plug-2"], [execution("OnOff", {"on": False})])]))
     oracle().assert_response("execute", body)
     assert body["payload"]["commands"] == [
         {"ids": ["plug-1", "plug-2"], "status": "SUCCESS", "states": {"online": True, "on": False}}
@@ -177,7 +185,7 @@ def test_execute_groups_devices_with_the_same_outcome(alice: Google, add_devices
 
 
 def test_execute_refuses_out_of_range_and_foreign_commands_without_writing(alice: Google) -> None:
-    status, body = alice.post(
+    _, body = alice.post(
         execute_request(
             [
                 (["lamp-1"], [execution("OnOff", {"on": True}), execution("BrightnessAbsolute", {"brightness": 140})]),
@@ -196,7 +204,7 @@ def test_execute_refuses_out_of_range_and_foreign_commands_without_writing(alice
 
 def test_execute_on_an_offline_device(google: Callable[[str], Google], add_devices: Callable[..., None]) -> None:
     add_devices("dave", [device(PLUG, online=False)])
-    status, body = google("dave").post(execute_request([(["plug-1"], [execution("OnOff", {"on": False})])]))
+    _, body = google("dave").post(execute_request([(["plug-1"], [execution("OnOff", {"on": False})])]))
     oracle().assert_response("execute", body)
     assert body["payload"]["commands"] == [{"ids": ["plug-1"], "status": "OFFLINE", "errorCode": "deviceOffline"}]
     assert stored_state("dave", "plug-1") == {"on": True}
@@ -242,7 +250,8 @@ def test_disconnect_revokes_every_token_and_unlinks(
     oracle().assert_valid(oracle().intent("disconnect", "response"), body, "DISCONNECT response")
     for token in (alice.token, second):
         status, body = alice.post(sync_request(), token=token)
-        assert status == 401 and body["error"] == "invalid_token"
+        assert status == 401
+        assert body["error"] == "invalid_token"
     user = firestore_db.collection("users").document("alice").get().to_dict()
     assert user["linked"] is False
     remaining = [t for t in firestore_db.collection("tokens").stream() if t.get("agentUserId") == "alice"]
@@ -264,7 +273,7 @@ def test_expired_token_gets_401(alice: Google, issue_token: Callable[..., str]) 
     from functions.domain import tokens
 
     expired = tokens.issue(FirestoreTokenStore(), tokens.ACCESS, "alice", -1, 1_000)
-    status, body = alice.post(query_request(["lamp-1"]), token=expired)
+    status, _ = alice.post(query_request(["lamp-1"]), token=expired)
     assert status == 401
 
 
@@ -311,9 +320,22 @@ def test_unreadable_bodies_get_a_json_400(alice: Google, raw: bytes, expected_st
         {"requestId": "r1", "inputs": [{"intent": "action.devices.QUERY", "payload": {"devices": "lamp-1"}}]},
         {"requestId": "r1", "inputs": [{"intent": "action.devices.QUERY", "payload": {"devices": [{"id": 7}]}}]},
         {"requestId": "r1", "inputs": [{"intent": "action.devices.EXECUTE", "payload": {"commands": [{}]}}]},
-        {"requestId": "r1", "inputs": [{"intent": "action.devices.EXECUTE", "payload": {"commands": [
-            {"devices": [{"id": "lamp-1"}], "execution": [{"command": "action.devices.commands.OnOff",
-                                                           "params": [True]}]}]}}]},
+        {
+            "requestId": "r1",
+            "inputs": [
+                {
+                    "intent": "action.devices.EXECUTE",
+                    "payload": {
+                        "commands": [
+                            {
+                                "devices": [{"id": "lamp-1"}],
+                                "execution": [{"command": "action.devices.commands.OnOff", "params": [True]}],
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
         {"requestId": "r1", "inputs": [sync_request()["inputs"][0], sync_request()["inputs"][0]]},
     ],
 )

@@ -154,13 +154,9 @@ class Trait:
     def execute(self, ctx: CommandContext) -> Effect:
         spec = self.commands.get(ctx.command)
         if spec is None:
-            raise errors.CommandError(
-                errors.FUNCTION_NOT_SUPPORTED, f"{ctx.command} is not a {self.name} command"
-            )
+            raise errors.CommandError(errors.FUNCTION_NOT_SUPPORTED, f"{ctx.command} is not a {self.name} command")
         if self.query_only_attribute and ctx.attributes.get(self.query_only_attribute) is True:
-            raise errors.CommandError(
-                errors.FUNCTION_NOT_SUPPORTED, f"{self.name} is query-only on this device"
-            )
+            raise errors.CommandError(errors.FUNCTION_NOT_SUPPORTED, f"{self.name} is query-only on this device")
         problems = schema_errors(spec.params_schema, dict(ctx.params), "params")
         if problems:
             raise errors.CommandError(errors.PROTOCOL_ERROR, "; ".join(problems))

@@ -89,8 +89,12 @@ def test_percent_outside_0_to_100_is_out_of_range(percent: float) -> None:
 
 @pytest.mark.parametrize(
     ("start", "weight", "expected"),
-    [("speed_low", 1, "speed_medium"), ("speed_medium", -1, "speed_low"), ("speed_medium", 5, "speed_high"),
-     ("speed_low", -3, "speed_low")],
+    [
+        ("speed_low", 1, "speed_medium"),
+        ("speed_medium", -1, "speed_low"),
+        ("speed_medium", 5, "speed_high"),
+        ("speed_low", -3, "speed_low"),
+    ],
 )
 def test_a_weight_moves_through_ordered_settings_clamped(start: str, weight: int, expected: str) -> None:
     after = states_after(

@@ -64,12 +64,18 @@ def test_unknown_modes_in_the_attributes_are_refused() -> None:
 
 
 def test_setpoint_within_the_default_range_of_10_to_32() -> None:
-    assert run(BASIC, "ThermostatTemperatureSetpoint", {"thermostatTemperatureSetpoint": 10})[
-        "thermostatTemperatureSetpoint"
-    ] == 10
-    assert run(FAHRENHEIT, "ThermostatTemperatureSetpoint", {"thermostatTemperatureSetpoint": 22.2})[
-        "thermostatTemperatureSetpoint"
-    ] == 22.2  # Celsius on the wire even for a Fahrenheit display
+    assert (
+        run(BASIC, "ThermostatTemperatureSetpoint", {"thermostatTemperatureSetpoint": 10})[
+            "thermostatTemperatureSetpoint"
+        ]
+        == 10
+    )
+    assert (
+        run(FAHRENHEIT, "ThermostatTemperatureSetpoint", {"thermostatTemperatureSetpoint": 22.2})[
+            "thermostatTemperatureSetpoint"
+        ]
+        == 22.2
+    )  # Celsius on the wire even for a Fahrenheit display
     for value in (9.9, 32.1):
         assert refused(BASIC, "ThermostatTemperatureSetpoint", {"thermostatTemperatureSetpoint": value}) == (
             "valueOutOfRange"
@@ -174,9 +180,12 @@ def test_a_weight_is_one_display_degree() -> None:
 def test_relative_at_the_limit_is_already_at_max_or_min() -> None:
     at_max = {"thermostatMode": "heat", "thermostatTemperatureSetpoint": 32, "thermostatTemperatureAmbient": 20}
     assert refused(BASIC, "TemperatureRelative", {"thermostatTemperatureRelativeWeight": 1}, at_max) == "alreadyAtMax"
-    assert run(BASIC, "TemperatureRelative", {"thermostatTemperatureRelativeWeight": -1}, at_max)[
-        "thermostatTemperatureSetpoint"
-    ] == 31
+    assert (
+        run(BASIC, "TemperatureRelative", {"thermostatTemperatureRelativeWeight": -1}, at_max)[
+            "thermostatTemperatureSetpoint"
+        ]
+        == 31
+    )
     at_min = {**at_max, "thermostatTemperatureSetpoint": 10}
     assert refused(BASIC, "TemperatureRelative", {"thermostatTemperatureRelativeDegree": -1}, at_min) == "alreadyAtMin"
 
