@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,6 +54,8 @@ def main() -> None:
     lines.append("}\n")
     target = Path(__file__).resolve().parents[1] / "domain" / "device_types.py"
     target.write_text("".join(lines))
+    # The table is written one type a line; ruff wraps it the way the rest of the code is formatted.
+    subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", str(target)], check=False)
     print(f"wrote {len(lines) - 2} device types to {target}")
 
 
