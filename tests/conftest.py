@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,25 @@ def firestore_db(firestore_emulator: emulators.Emulator) -> object:
 
     emulators.clear_firestore(firestore_emulator.address, PROJECT)
     return adapter.client()
+
+
+@pytest.fixture(scope="session")
+def homegraph_standin_server() -> Iterator[Any]:
+    """The HomeGraph stand-in (functions/devtools/homegraph_standin.py) on a free loopback port, for the session."""
+    from functions.devtools.homegraph_standin import StandIn
+
+    standin = StandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def homegraph_standin(homegraph_standin_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The stand-in, emptied (no users, records or faults), with HOMEGRAPH_ENDPOINT pointing at it."""
+    homegraph_standin_server.reset()
+    homegraph_standin_server.fulfillment_url = None
+    homegraph_standin_server.token_source = None
+    homegraph_standin_server.sync_settle_s = 0.0
+    homegraph_standin_server.auto_link = False
+    monkeypatch.setenv("HOMEGRAPH_ENDPOINT", homegraph_standin_server.url)
+    return homegraph_standin_server
