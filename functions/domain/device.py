@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.domain import traits as trait_registry
+from functions.domain.challenges import config_problems as challenge_config_problems
 from functions.domain.device_types import DEVICE_TYPES
 from functions.domain.errors import InvalidDevice
+from functions.domain.ids import id_problem
 from functions.domain.schema import BOOLEAN, NON_EMPTY_STRING, STRING, array, obj
 from functions.domain.schema import errors as schema_errors
 from functions.domain.traits.base import Trait
@@ -40,10 +42,6 @@ SYNC_FIELDS = (
 DEVICE_FIELDS = ("state", "online")
 # Bookkeeping kept in the document by the backend itself; never sent to Google.
 INTERNAL_FIELDS: frozenset[str] = frozenset({"updatedAt", "challenges", "backend"})
-
-# Google's documented limit for a device id (SYNC reference: "id ... max 1,024 characters"); Firestore ids
-# cannot contain '/' nor be '.' or '..'.
-MAX_DEVICE_ID_LENGTH = 1024
 
 _DEFINITION_SCHEMA = obj(
     {
@@ -77,6 +75,7 @@ class Device:
     definition: Mapping[str, Any]  # the SYNC fields, validated
     state: Mapping[str, Any] = field(default_factory=dict)
     online: bool = True
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the document's INTERNAL_FIELDS, never sent to Google
 
     @property
     def type(self) -> str:
@@ -126,7 +125,7 @@ class Device:
         keys = self.reportable_keys()
         merged = {**self.state, **{k: v for k, v in changes.items() if k in keys}}
         merged = {k: v for k, v in merged.items() if v is not None}
-        return Device(self.id, self.definition, merged, self.online)
+        return Device(self.id, self.definition, merged, self.online, self.settings)
 
     def reportable_keys(self) -> frozenset[str]:
         keys: set[str] = set()
@@ -144,13 +143,7 @@ def normalize_trait(value: str) -> str:
 
 
 def device_id_problem(device_id: Any) -> str | None:
-    if not isinstance(device_id, str) or not device_id:
-        return "id: must be a non-empty string"
-    if len(device_id) > MAX_DEVICE_ID_LENGTH:
-        return f"id: longer than {MAX_DEVICE_ID_LENGTH} characters"
-    if "/" in device_id or device_id in {".", ".."} or (device_id.startswith("__") and device_id.endswith("__")):
-        return "id: may not contain '/', be '.' or '..', or look like __name__ (Firestore document ids)"
-    return None
+    return id_problem(device_id, "id")
 
 
 def parse_device(device_id: str, document: Mapping[str, Any]) -> Device:
@@ -164,6 +157,7 @@ def parse_device(device_id: str, document: Mapping[str, Any]) -> Device:
         definition=definition,
         state=dict(document.get("state") or {}),
         online=bool(document.get("online", True)),
+        settings={key: document[key] for key in INTERNAL_FIELDS if key in document},
     )
 
 
@@ -210,6 +204,8 @@ def definition_problems(device_id: str, document: Mapping[str, Any]) -> list[str
         problems.append(f"state.{key}: not a state of any of this device's traits")
     for trait in traits:
         problems.extend(trait.state_errors(attributes, state))
+    if "challenges" in document:
+        problems.extend(challenge_config_problems(document["challenges"], traits))
     return problems
 
 

@@ -17,6 +17,7 @@ from functions.domain import errors, tokens
 from functions.domain import traits as trait_registry
 from functions.domain.device import Device, parse_device
 from functions.domain.errors import ChallengeNeeded, CommandError, InvalidDevice, ProtocolError
+from functions.domain.ids import id_problem
 from functions.domain.ports import FulfillmentStore, Snapshot, StateWrite
 from functions.domain.requests import (
     DISCONNECT,
@@ -173,7 +174,11 @@ class Fulfillment:
         return Reply(200, {})
 
     def _load(self, token: str, token_hash: str, agent_user_id: str, device_ids: list[str]) -> Snapshot | None:
-        """The devices, read together with the token record unless a recent check is cached; None if not valid."""
+        """The devices, read together with the token record unless a recent check is cached; None if not valid.
+
+        Ids that cannot name a document are not looked up: such a device does not exist.
+        """
+        device_ids = [device_id for device_id in device_ids if id_problem(device_id) is None]
         now = self._clock_ms()
         cached = self._token_cache.get(token_hash)
         if cached is not None and now - cached[1] < self._token_cache_ms:
@@ -269,7 +274,7 @@ class Fulfillment:
             if attempt:
                 # Exponential backoff with full jitter spreads out writers that collided on the same device.
                 self._sleep(random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))  # noqa: S311
-                snapshot = self._store.load(None, agent_user_id, list(plan))
+                snapshot = self._store.load(None, agent_user_id, [i for i in plan if id_problem(i) is None])
             now_ms = self._clock_ms()
             outcomes, writes, pending = self._plan_outcomes(request, agent_user_id, snapshot, plan, now_ms)
             if not writes or self._store.commit_states(agent_user_id, writes):
@@ -323,7 +328,9 @@ class Fulfillment:
             try:
                 after, results, device_pending = self._run(agent_user_id, device, executions, now_ms)
             except ChallengeNeeded as challenge:
-                outcomes[device_id] = _Outcome("ERROR", challenge.code, challenge=challenge.challenge_type)
+                # An acknowledgement is asked with the device's current states, which Google may read out.
+                states = {"online": True, **device.query_states()} if challenge.challenge_type == "ackNeeded" else None
+                outcomes[device_id] = _Outcome("ERROR", challenge.code, states, challenge.challenge_type)
                 continue
             except CommandError as failure:
                 log.info(

@@ -15,6 +15,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
+from functions.domain.ids import id_problem
+
 ACCESS = "at"
 REFRESH = "rt"
 CODE = "ac"
@@ -45,7 +47,7 @@ def parse(token: str) -> tuple[str, str] | None:
         user = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
-    if not user:
+    if id_problem(user) is not None:
         return None
     return parts[0], user
 
