@@ -392,6 +392,7 @@ class StandIn:
         self._issued_tokens: dict[str, int] = {}  # OAuth token endpoint: token -> its number
         self._token_requests: list[dict[str, Any]] = []
         self._background: set[threading.Thread] = set()
+        self._in_flight = 0  # API calls being answered (a delayed one must not land in the next test's record)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -424,9 +425,12 @@ class StandIn:
         return f"http://{self.host}:{self.port}"
 
     def reset(self) -> None:
-        """Forgets users, records and faults (the configuration stays)."""
+        """Forgets users, records and faults (the configuration stays), once calls being answered are done."""
         self.wait_background(10)
-        with self._lock:
+        deadline = time.monotonic() + 10
+        with self._changed:
+            while self._in_flight and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
             self._users.clear()
             self._calls.clear()
             self._notifications.clear()
@@ -578,6 +582,16 @@ class StandIn:
 
     def handle(self, http_method: str, path: str, raw: bytes, caller: str) -> tuple[int, dict[str, Any]]:
         """Answers one API call (status, JSON body) and records it."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._handle(http_method, path, raw, caller)
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def _handle(self, http_method: str, path: str, raw: bytes, caller: str) -> tuple[int, dict[str, Any]]:
         started = time.time()
         method, agent_user_id, request = self._identify(http_method, path, raw)
         entry: dict[str, Any] = {
@@ -1013,11 +1027,14 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, status: int, body: Any) -> None:
             data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the caller gave up waiting (a timeout test); it is recorded anyway
 
         def do_POST(self) -> None:
             self._serve("POST")
