@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import Any
 
+from functions.domain.challenges import PinRecord
 from functions.domain.ports import DeviceDocument, Snapshot, StateWrite, StoredDevice
 from functions.domain.tokens import TokenRecord
 
@@ -67,3 +69,45 @@ class MemoryStore:
             del self.tokens[token_hash]
         self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
         return len(mine)
+
+
+class MemoryPinStore:
+    """Device PINs (their hashes) and failure counters; versions are a counter per record."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], PinRecord] = {}
+        self._counter = itertools.count(1)
+
+    def get(self, agent_user_id: str, device_id: str) -> PinRecord | None:
+        return self.records.get((agent_user_id, device_id))
+
+    def _put(self, key: tuple[str, str], record: PinRecord, **changes: Any) -> None:
+        self.records[key] = dataclasses.replace(record, version=next(self._counter), **changes)
+
+    def count_attempt(self, agent_user_id: str, device_id: str, now_ms: int) -> int | None:
+        key = (agent_user_id, device_id)
+        record = self.records.get(key)
+        if record is None:
+            return None
+        self._put(key, record, failures=record.failures + 1, last_attempt_ms=now_ms)
+        return record.failures + 1
+
+    def clear_failures(self, agent_user_id: str, device_id: str) -> None:
+        key = (agent_user_id, device_id)
+        if key in self.records:
+            self._put(key, self.records[key], failures=0)
+
+    def reset_if_unchanged(self, agent_user_id: str, device_id: str, version: Any) -> bool:
+        key = (agent_user_id, device_id)
+        record = self.records.get(key)
+        if record is None or record.version != version:
+            return False
+        self._put(key, record, failures=0)
+        return True
+
+    def set_pin(self, agent_user_id: str, device_id: str, pin_hash: str, now_ms: int) -> None:
+        key = (agent_user_id, device_id)
+        self._put(key, PinRecord(pin_hash))
+
+    def remove_pin(self, agent_user_id: str, device_id: str) -> bool:
+        return self.records.pop((agent_user_id, device_id), None) is not None

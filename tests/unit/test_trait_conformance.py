@@ -7,74 +7,18 @@ states schema. Invalid attributes are refused with a message naming the trait.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
 from functions.domain import traits
 from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.device_types import DEVICE_TYPES
 from functions.domain.errors import CommandError, InvalidDevice
 from functions.domain.traits.base import CommandContext, Effect, Trait
 from tests.schema_oracle import oracle
+from tests.trait_examples import attribute_examples, device_document, params_examples, starting_states
 
 TRAIT_NAMES = [t.name for t in traits.all_traits()]
-
-# What Google's examples leave out for some commands to run: TransportControl's only attributes example lists 5 of
-# its 10 commands, and a camera can answer GetCameraStream only with the stream addresses its customData gives.
-EXTRA_ATTRIBUTES: dict[str, list[dict[str, Any]]] = {
-    # Google's TemperatureSetting attribute examples lack heatcool, which its ThermostatSetMode and
-    # ThermostatTemperatureSetRange examples need.
-    "TemperatureSetting": [
-        {"availableThermostatModes": ["off", "heat", "cool", "heatcool"], "thermostatTemperatureUnit": "C"}
-    ],
-    "TransportControl": [
-        {
-            "transportControlSupportedCommands": [
-                "CAPTION_CONTROL",
-                "NEXT",
-                "PAUSE",
-                "PREVIOUS",
-                "RESUME",
-                "SEEK_RELATIVE",
-                "SEEK_TO_POSITION",
-                "SET_REPEAT",
-                "SHUFFLE",
-                "STOP",
-            ]
-        }
-    ],
-}
-CUSTOM_DATA: dict[str, dict[str, Any]] = {
-    "CameraStream": {
-        "cameraStream": {
-            "accessUrls": {
-                protocol: f"https://camera.example/live.{protocol}"
-                for protocol in ("hls", "dash", "smooth_stream", "progressive_mp4")
-            },
-            "webrtc": {"signalingUrl": "https://camera.example/webrtc"},
-        }
-    },
-}
-
-
-def device_document(trait: Trait, attributes: dict[str, Any]) -> dict[str, Any]:
-    """A device of a type that needs no trait beyond `trait`."""
-    device_type = next(t.name for t in DEVICE_TYPES.values() if set(t.required_traits) <= {trait.name})
-    return {
-        "type": device_type,
-        "traits": [trait.full_name()],
-        "name": {"name": f"{trait.name} test device"},
-        "willReportState": True,
-        "attributes": copy.deepcopy(attributes),
-        **({"customData": copy.deepcopy(CUSTOM_DATA[trait.name])} if trait.name in CUSTOM_DATA else {}),
-    }
-
-
-def attribute_examples(trait: Trait) -> list[dict[str, Any]]:
-    schemas = oracle().trait(trait.name)
-    return (oracle().examples(schemas.attributes) or [{}]) + EXTRA_ATTRIBUTES.get(trait.name, [])
 
 
 @pytest.mark.parametrize("name", TRAIT_NAMES)
@@ -135,8 +79,8 @@ def test_every_params_example_executes(name: str) -> None:
     assert trait is not None
     schemas = oracle().trait(name)
     assert set(schemas.commands) == set(trait.commands), "commands differ from Google's"
-    for command_name, command_schemas in schemas.commands.items():
-        for params in oracle().examples(command_schemas.params) or [{}]:
+    for command_name in schemas.commands:
+        for params in params_examples(trait, command_name):
             outcomes = []
             for attributes in attribute_examples(trait):
                 for device in starting_devices(trait, attributes):
@@ -153,14 +97,6 @@ def test_every_params_example_executes(name: str) -> None:
 
 
 def starting_devices(trait: Trait, attributes: dict[str, Any]) -> list[Device]:
-    """A freshly registered device, then the same device in each state of Google's states examples that suits
-    it: some commands need a state to act on (TimerPause needs a running timer)."""
+    """A freshly registered device, then the same device in each of Google's example states that suit it."""
     document = new_device_document("d1", device_document(trait, attributes))
-    devices = [parse_device("d1", document)]
-    for example in oracle().examples(oracle().trait(trait.name).states):
-        state = {**document["state"], **example}
-        try:
-            devices.append(parse_device("d1", {**document, "state": state}))
-        except InvalidDevice:
-            continue  # a state this device cannot be in (a timer longer than its limit, ...)
-    return devices
+    return [parse_device("d1", {**document, "state": state}) for state in starting_states(trait, attributes)]
