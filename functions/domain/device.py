@@ -17,7 +17,6 @@ from typing import Any
 
 from functions.domain import traits as trait_registry
 from functions.domain.challenges import config_problems as challenge_config_problems
-from functions.domain.challenges import config_problems as challenge_config_problems
 from functions.domain.device_types import DEVICE_TYPES
 from functions.domain.errors import InvalidDevice
 from functions.domain.ids import id_problem
