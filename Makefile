@@ -18,7 +18,7 @@ lint: setup
 	$(PY) -m ruff format --check functions tests bench main.py
 
 typecheck: setup
-	$(PY) -m mypy functions main.py
+	$(PY) -m mypy functions bench main.py
 
 pytest: setup
 	$(PY) -m pytest

@@ -1,0 +1,15 @@
+"""A short run of the load benchmark in the test command: 20 concurrent clients, error rate 0 (no timing asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import load
+
+pytestmark = pytest.mark.emulator
+
+
+def test_twenty_concurrent_clients_get_no_error(firestore_emulator: object) -> None:
+    result = load.run(clients=20, duration_s=4)
+    assert result["fulfillment"]["requests"] > 20
+    assert result["fulfillment"]["errors"] == 0, result["fulfillment"]["first_errors"]
