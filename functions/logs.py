@@ -39,6 +39,8 @@ def install(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Plain stream handlers would print every line a second time, unstructured; other handlers (a test's
+    # capture, say) stay.
+    root.handlers = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(level)
     _installed = True

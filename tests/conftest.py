@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 
 from functions.devtools import emulators
+from tests import secret_watch
+
+# Every hashed secret of the session is recorded from the start (see tests/test_zz_secrets.py).
+secret_watch.start()
 
 PROJECT = "demo-smart-home-test"
 LOG_DIR = Path(__file__).resolve().parents[1] / ".local-stack" / "test-logs"
@@ -33,8 +37,10 @@ def firestore_db(firestore_emulator: emulators.Emulator) -> object:
     """A Firestore client on an emptied emulator database."""
     from functions.adapters import firestore as adapter
 
+    db = adapter.client()
+    secret_watch.dump_firestore(db)
     emulators.clear_firestore(firestore_emulator.address, PROJECT)
-    return adapter.client()
+    return db
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +63,9 @@ def homegraph_standin(homegraph_standin_server: Any, monkeypatch: pytest.MonkeyP
     homegraph_standin_server.auto_link = False
     monkeypatch.setenv("HOMEGRAPH_ENDPOINT", homegraph_standin_server.url)
     return homegraph_standin_server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The secrets check reads what the whole session wrote, so it runs last."""
+    last = [item for item in items if item.name == "test_no_secret_was_stored_or_logged"]
+    items[:] = [item for item in items if item not in last] + last
