@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck) # tests/infra lints the shell scripts
 if [ "${SKIP_BROWSER:-}" != "1" ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)

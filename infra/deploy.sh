@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Deploys the backend with plain gcloud commands: the same resources as the Terraform beside this script, for
+# teams without Terraform. Safe to run again: what exists is kept (functions are redeployed, the subscription
+# updated).
+#
+#   infra/deploy.sh [--dry-run] PROJECT_ID
+#
+# --dry-run prints every command instead of running it (and needs neither gcloud nor credentials). Settings come
+# from the environment, with the Terraform variables' defaults:
+#   REGION (us-central1), FIRESTORE_LOCATION (nam5), FIRESTORE_DATABASE ((default)), STATE_TOPIC (device-state),
+#   COMMANDS_TOPIC (device-commands), DEAD_LETTER_TOPIC (device-state-dead-letter), MAX_DELIVERY_ATTEMPTS (10),
+#   ACCOUNT_LINKING_SERVICE_NAME (Smart Home), TOKEN_CACHE_SECONDS (10), PYTHON_RUNTIME (python311),
+#   MAX_INSTANCES (20), FULFILLMENT_MIN_INSTANCES (0).
+set -euo pipefail
+
+usage() {
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+dry_run=0
+project=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry_run=1 ;;
+    -h | --help) usage ;;
+    -*) echo "deploy.sh: unknown option $1" >&2 && usage ;;
+    *) project="$1" ;;
+  esac
+  shift
+done
+[ -n "$project" ] || usage
+
+repo_root=$(cd "$(dirname "$0")/.." && pwd)
+region=${REGION:-us-central1}
+firestore_location=${FIRESTORE_LOCATION:-nam5}
+database=${FIRESTORE_DATABASE:-(default)}
+state_topic=${STATE_TOPIC:-device-state}
+commands_topic=${COMMANDS_TOPIC:-device-commands}
+dead_letter_topic=${DEAD_LETTER_TOPIC:-device-state-dead-letter}
+max_delivery_attempts=${MAX_DELIVERY_ATTEMPTS:-10}
+service_name=${ACCOUNT_LINKING_SERVICE_NAME:-Smart Home}
+token_cache_seconds=${TOKEN_CACHE_SECONDS:-10}
+runtime=${PYTHON_RUNTIME:-python311}
+max_instances=${MAX_INSTANCES:-20}
+fulfillment_min_instances=${FULFILLMENT_MIN_INSTANCES:-0}
+event_timeout=120
+
+runtime_sa="smart-home-runtime@${project}.iam.gserviceaccount.com"
+trigger_sa="smart-home-trigger@${project}.iam.gserviceaccount.com"
+build_sa="smart-home-build@${project}.iam.gserviceaccount.com"
+session_key_secret="account-linking-session-key"
+client_secret_secret="google-oauth-client-secret"
+project_number=""
+report_state_url=""
+subscription="${state_topic}-to-report-state"
+
+# quote ARG: ARG as the shell reads it back. Placeholders such as ${SOURCE_DIR} (values known only when the
+# commands run) stay expandable, so a dry run's output is itself a script.
+quote() {
+  local arg=$1
+  if [[ $arg =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+    printf '%s' "$arg"
+  elif [[ $arg =~ \$\{[A-Z_]+\} ]]; then
+    arg=${arg//\\/\\\\}
+    arg=${arg//\"/\\\"}
+    arg=${arg//\`/\\\`}
+    printf '"%s"' "$arg"
+  else
+    printf "'%s'" "${arg//\'/\'\\\'\'}"
+  fi
+}
+
+# run CMD...: runs it, or prints it in a dry run.
+run() {
+  if [ "$dry_run" = 1 ]; then
+    local arg line=""
+    for arg in "$@"; do
+      line+="$(quote "$arg") "
+    done
+    printf '%s\n' "${line% }"
+  else
+    "$@"
+  fi
+}
+
+# ensure "WHAT" DESCRIBE-CMD... -- CREATE-CMD...: creates WHAT unless describing it succeeds.
+ensure() {
+  local what=$1
+  shift
+  local describe=()
+  while [ "$1" != "--" ]; do
+    describe+=("$1")
+    shift
+  done
+  shift
+  if [ "$dry_run" = 0 ] && "${describe[@]}" >/dev/null 2>&1; then
+    echo "deploy.sh: $what exists"
+    return 0
+  fi
+  run "$@"
+}
+
+# capture VAR PLACEHOLDER CMD...: VAR=$(CMD); a dry run prints PLACEHOLDER=$(CMD) and sets VAR to ${PLACEHOLDER}.
+capture() {
+  local var=$1 placeholder=$2
+  shift 2
+  if [ "$dry_run" = 1 ]; then
+    # shellcheck disable=SC2016 # a literal placeholder, expanded where the printed commands run
+    printf '%s=$(%s)\n' "$placeholder" "$(run "$@")"
+    # shellcheck disable=SC2016 # a literal placeholder, expanded where the printed commands run
+    printf -v "$var" '${%s}' "$placeholder"
+  else
+    printf -v "$var" '%s' "$("$@")"
+  fi
+}
+
+# new_secret NAME: a secret with one generated version, unless it already has one. The value goes from openssl
+# straight to Secret Manager: it is never printed, logged or written to disk.
+new_secret() {
+  local name=$1
+  ensure "secret $name" gcloud secrets describe "$name" --project "$project" -- \
+    gcloud secrets create "$name" --project "$project" --replication-policy user-managed --locations "$region"
+  if [ "$dry_run" = 1 ]; then
+    printf '%s\n' "openssl rand -hex 32 | tr -d '\\n' | gcloud secrets versions add $name --project $project --data-file=-"
+  elif [ -z "$(gcloud secrets versions list "$name" --project "$project" --filter 'state=ENABLED' --format 'value(name)' --limit 1)" ]; then
+    openssl rand -hex 32 | tr -d '\n' | gcloud secrets versions add "$name" --project "$project" --data-file=-
+  fi
+}
+
+echo "# APIs"
+run gcloud services enable --project "$project" \
+  artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com \
+  cloudresourcemanager.googleapis.com eventarc.googleapis.com firestore.googleapis.com homegraph.googleapis.com \
+  iam.googleapis.com pubsub.googleapis.com run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+capture project_number PROJECT_NUMBER gcloud projects describe "$project" --format 'value(projectNumber)'
+pubsub_agent="service-${project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+echo "# Service accounts: runtime, trigger (Eventarc and Pub/Sub push), build"
+for account in smart-home-runtime smart-home-trigger smart-home-build; do
+  ensure "service account $account" \
+    gcloud iam service-accounts describe "$account@$project.iam.gserviceaccount.com" --project "$project" -- \
+    gcloud iam service-accounts create "$account" --project "$project" --display-name "Smart Home backend: $account"
+done
+
+echo "# Firestore (databases created with gcloud deny all client-SDK access, like infra/firestore.rules)"
+ensure "Firestore database $database" gcloud firestore databases describe --database "$database" --project "$project" -- \
+  gcloud firestore databases create --database "$database" --location "$firestore_location" \
+  --type firestore-native --delete-protection --enable-pitr --project "$project"
+# Expired tokens, codes and sign-in throttling windows are deleted by TTL policies; their expiry is not indexed.
+for group in tokens signInAttempts; do
+  run gcloud firestore fields ttls update expiresAt --collection-group "$group" --enable-ttl \
+    --database "$database" --project "$project" --async
+  run gcloud firestore indexes fields update expiresAt --collection-group "$group" --disable-indexes \
+    --database "$database" --project "$project" --async
+done
+
+echo "# Topics"
+for topic in "$state_topic" "$commands_topic"; do
+  ensure "topic $topic" gcloud pubsub topics describe "$topic" --project "$project" -- \
+    gcloud pubsub topics create "$topic" --project "$project"
+done
+ensure "topic $dead_letter_topic" gcloud pubsub topics describe "$dead_letter_topic" --project "$project" -- \
+  gcloud pubsub topics create "$dead_letter_topic" --message-retention-duration 7d --project "$project"
+
+echo "# Secrets (generated into Secret Manager; nothing printed)"
+new_secret "$session_key_secret"
+new_secret "$client_secret_secret"
+
+echo "# IAM: least privilege"
+run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$runtime_sa" \
+  --role roles/datastore.user --condition \
+  "title=smart-home-database-only,expression=resource.name == \"projects/$project/databases/$database\""
+for topic in "$state_topic" "$commands_topic"; do
+  run gcloud pubsub topics add-iam-policy-binding "$topic" --project "$project" \
+    --member "serviceAccount:$runtime_sa" --role roles/pubsub.publisher
+done
+run gcloud secrets add-iam-policy-binding "$session_key_secret" --project "$project" \
+  --member "serviceAccount:$runtime_sa" --role roles/secretmanager.secretAccessor
+run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$trigger_sa" \
+  --role roles/eventarc.eventReceiver --condition None
+run gcloud iam service-accounts add-iam-policy-binding "$trigger_sa" --project "$project" \
+  --member "serviceAccount:$pubsub_agent" --role roles/iam.serviceAccountTokenCreator
+for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer; do
+  run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$build_sa" --role "$role" \
+    --condition None
+done
+
+echo "# Source: main.py, requirements.txt and functions/ without devtools, the CLI and bytecode (as infra/source_files.tf)"
+copy_source='find main.py requirements.txt functions -type f ! -path "functions/devtools/*" ! -path "functions/cli*" \
+  ! -path functions/__main__.py ! -path "*/__pycache__/*" ! -name "*.pyc" -print0 | tar --null -T - -cf -'
+if [ "$dry_run" = 1 ]; then
+  # shellcheck disable=SC2016 # a literal placeholder, expanded where the printed commands run
+  source_dir='${SOURCE_DIR}'
+  # shellcheck disable=SC2016 # a literal placeholder, expanded where the printed commands run
+  env_file='${ENV_FILE}'
+  # shellcheck disable=SC2016 # a literal placeholder, expanded where the printed commands run
+  printf 'SOURCE_DIR=$(mktemp -d)\nENV_FILE=$(mktemp)\n(cd %s && %s) | tar -xf - -C "$SOURCE_DIR"\n' \
+    "$(quote "$repo_root")" "$copy_source"
+else
+  source_dir=$(mktemp -d)
+  env_file=$(mktemp)
+  trap 'rm -rf "$source_dir" "$env_file"' EXIT
+  (cd "$repo_root" && eval "$copy_source") | tar -xf - -C "$source_dir"
+fi
+env_yaml="GOOGLE_CLOUD_PROJECT: '$project'
+FIRESTORE_DATABASE: '$database'
+STATE_TOPIC: '$state_topic'
+COMMANDS_TOPIC: '$commands_topic'
+TOKEN_CACHE_SECONDS: '$token_cache_seconds'
+ACCOUNT_LINKING_SERVICE_NAME: '${service_name//\'/\'\'}'
+LOG_EXECUTION_ID: 'true'"
+if [ "$dry_run" = 1 ]; then
+  printf "cat > \"%s\" <<'YAML'\n%s\nYAML\n" "$env_file" "$env_yaml"
+else
+  printf '%s\n' "$env_yaml" >"$env_file"
+fi
+
+common=(--gen2 --project "$project" --region "$region" --runtime "$runtime" --source "$source_dir"
+  --service-account "$runtime_sa" --build-service-account "projects/$project/serviceAccounts/$build_sa"
+  --env-vars-file "$env_file" --max-instances "$max_instances" --quiet)
+
+echo "# HTTPS functions, public (Google calls them; they check their own credentials)"
+run gcloud functions deploy fulfillment "${common[@]}" --entry-point fulfillment --trigger-http \
+  --allow-unauthenticated --ingress-settings all --memory 512Mi --cpu 1 --concurrency 16 --timeout 60s \
+  --min-instances "$fulfillment_min_instances"
+for name in authorize token; do
+  memory=256Mi
+  [ "$name" = authorize ] && memory=512Mi # argon2 takes 64 MiB a sign-in
+  run gcloud functions deploy "$name" "${common[@]}" --entry-point "$name" --trigger-http \
+    --allow-unauthenticated --ingress-settings all --memory "$memory" --timeout 60s \
+    --set-secrets "ACCOUNT_LINKING_SESSION_KEY=$session_key_secret:latest"
+done
+
+echo "# Firestore trigger, private: device writes -> Request Sync (the trigger lives in the database's location)"
+run gcloud functions deploy sync-on-device-change "${common[@]}" --entry-point sync_on_device_change \
+  --trigger-event-filters type=google.cloud.firestore.document.v1.written \
+  --trigger-event-filters "database=$database" \
+  --trigger-event-filters-path-pattern 'document=users/{agentUserId}/devices/{deviceId}' \
+  --trigger-location "$firestore_location" --trigger-service-account "$trigger_sa" --retry \
+  --no-allow-unauthenticated --ingress-settings internal-only --memory 256Mi --timeout "${event_timeout}s"
+
+echo "# Pub/Sub, private: our own push subscription (retries, dead-letter topic) delivers to report_state"
+run gcloud functions deploy report-state "${common[@]}" --entry-point report_state --trigger-http \
+  --no-allow-unauthenticated --ingress-settings internal-only --memory 256Mi --timeout "${event_timeout}s"
+for name in sync-on-device-change report-state; do
+  run gcloud functions add-invoker-policy-binding "$name" --project "$project" --region "$region" \
+    --member "serviceAccount:$trigger_sa"
+done
+capture report_state_url REPORT_STATE_URL gcloud functions describe report-state --project "$project" --region "$region" \
+  --format 'value(serviceConfig.uri)'
+delivery=(--push-endpoint "$report_state_url" --push-auth-service-account "$trigger_sa"
+  --ack-deadline "$event_timeout" --min-retry-delay 10s --max-retry-delay 600s
+  --dead-letter-topic "$dead_letter_topic" --max-delivery-attempts "$max_delivery_attempts")
+if [ "$dry_run" = 0 ] && gcloud pubsub subscriptions describe "$subscription" --project "$project" >/dev/null 2>&1; then
+  run gcloud pubsub subscriptions update "$subscription" --project "$project" "${delivery[@]}"
+else
+  run gcloud pubsub subscriptions create "$subscription" --project "$project" --topic "$state_topic" \
+    "${delivery[@]}" --expiration-period never --message-retention-duration 1d
+fi
+run gcloud pubsub topics add-iam-policy-binding "$dead_letter_topic" --project "$project" \
+  --member "serviceAccount:$pubsub_agent" --role roles/pubsub.publisher
+run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project "$project" \
+  --member "serviceAccount:$pubsub_agent" --role roles/pubsub.subscriber
+ensure "subscription $dead_letter_topic" gcloud pubsub subscriptions describe "$dead_letter_topic" --project "$project" -- \
+  gcloud pubsub subscriptions create "$dead_letter_topic" --project "$project" --topic "$dead_letter_topic" \
+  --expiration-period never --message-retention-duration 7d
+
+echo "# For the Google Home Developer Console"
+for name in fulfillment authorize token; do
+  run gcloud functions describe "$name" --project "$project" --region "$region" --format 'value(url)'
+done
+echo "# The OAuth client secret to paste there (and to register with: python -m functions clients add):"
+echo "#   gcloud secrets versions access latest --secret $client_secret_secret --project $project"
