@@ -66,3 +66,18 @@ def request_sync_max_event_age_s() -> float:
 def request_sync_owner_budget_s() -> float:
     """How long one invocation keeps coalescing a user's changes before it hands over (keep under the timeout)."""
     return _positive_number("REQUEST_SYNC_OWNER_BUDGET_S", 120.0)
+
+
+def account_linking_service_name() -> str:
+    """What the sign-in and consent pages call the maker's service."""
+    return os.environ.get("ACCOUNT_LINKING_SERVICE_NAME", "Smart Home")
+
+
+def account_linking_session_key() -> str:
+    """Signs the sign-in pages' cookies and CSRF tokens; from Secret Manager, required outside the emulator."""
+    return os.environ.get("ACCOUNT_LINKING_SESSION_KEY", "")
+
+
+def account_linking_user_directory() -> str:
+    """`module:factory` making the UserDirectory users sign in with; empty: accounts in Firestore (argon2)."""
+    return os.environ.get("ACCOUNT_LINKING_USER_DIRECTORY", "")
