@@ -1,5 +1,7 @@
 """Deployed Cloud Functions entry points (functions-framework --target NAME)."""
 
+from functions.entrypoints.authorize import authorize
 from functions.entrypoints.fulfillment import fulfillment
+from functions.entrypoints.token import token
 
-__all__ = ["fulfillment"]
+__all__ = ["authorize", "fulfillment", "token"]
