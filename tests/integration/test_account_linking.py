@@ -1,0 +1,707 @@
+"""Account linking through the real `authorize` and `token` functions (functions-framework test clients) on the
+Firestore emulator: every grant, every RFC 6749 error path, the pages, and the token store the fulfillment reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from functions.devtools.google import disconnect_request, sync_request
+from functions.domain import linking, tokens
+from tests.integration.conftest import REPO_ROOT
+from tests.integration.linking_helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    GOOGLE_REDIRECT,
+    PASSWORD,
+    SANDBOX_REDIRECT,
+    LinkingBrowser,
+    authorize_params,
+    pkce_pair,
+    query_of,
+    read_page,
+)
+from tests.schema_oracle import oracle
+
+pytestmark = pytest.mark.emulator
+
+STATE = authorize_params()["state"]
+
+
+def basic(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def exchange(token_client: Any, code: str, auth: str = "body", **extra: str) -> Any:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": GOOGLE_REDIRECT, **extra}
+    headers = {}
+    if auth == "body":
+        data.update(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    elif auth == "basic":
+        headers = basic()
+    return token_client.post("/", data=data, headers=headers)
+
+
+def refresh(token_client: Any, refresh_token: str, auth: str = "basic", **extra: str) -> Any:
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    headers = {}
+    if auth == "body":
+        data.update(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    elif auth == "basic":
+        headers = basic()
+    return token_client.post("/", data=data, headers=headers)
+
+
+def assert_oauth_error(response: Any, error: str, status: int = 400) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["error"] == error, body
+    assert set(body) <= {"error", "error_description", "error_uri"}
+    return dict(body)
+
+
+def token_documents(db: Any) -> dict[str, dict[str, Any]]:
+    return {snap.id: snap.to_dict() for snap in db.collection("tokens").stream()}
+
+
+def sync_as(fulfillment_app: Any, access_token: str) -> tuple[int, Any]:
+    response = fulfillment_app.post(
+        "/", json=sync_request("req-link"), headers={"Authorization": f"Bearer {access_token}"}
+    )
+    return response.status_code, response.get_json()
+
+
+@pytest.fixture(scope="session")
+def authorize_app(firestore_emulator: object) -> Any:
+    import functions_framework
+
+    return functions_framework.create_app(target="authorize", source=str(REPO_ROOT / "main.py"))
+
+
+@pytest.fixture(scope="session")
+def token_app(firestore_emulator: object) -> Any:
+    import functions_framework
+
+    return functions_framework.create_app(target="token", source=str(REPO_ROOT / "main.py"))
+
+
+@pytest.fixture
+def linking_clock(firestore_db: object) -> Iterator[list[int]]:
+    """The linking service's clock, as a one-element list the test may move (ms)."""
+    import time
+
+    from functions.adapters.firestore_linking import default_service
+
+    service = default_service()
+    now = [int(time.time() * 1000)]
+    original = service.clock
+    service.clock = lambda: now[0]
+    yield now
+    service.clock = original
+
+
+@pytest.fixture
+def google_client(firestore_db: object) -> Any:
+    from functions.adapters.firestore_linking import FirestoreClientRegistry
+    from functions.domain import linking
+
+    client = linking.OAuthClient(
+        CLIENT_ID, "Google Home", linking.hash_client_secret(CLIENT_SECRET), (GOOGLE_REDIRECT, SANDBOX_REDIRECT)
+    )
+    FirestoreClientRegistry().add(client)
+    return client
+
+
+@pytest.fixture
+def ada(firestore_db: object) -> Any:
+    from functions.adapters.firestore_linking import FirestoreUserDirectory
+
+    return FirestoreUserDirectory().add("ada@example.com", PASSWORD)
+
+
+@pytest.fixture
+def browser(authorize_app: Any, google_client: Any) -> LinkingBrowser:
+    return LinkingBrowser(authorize_app)
+
+
+@pytest.fixture
+def token_client(token_app: Any) -> Any:
+    return token_app.test_client()
+
+
+@pytest.fixture
+def linked(browser: LinkingBrowser, ada: Any, token_client: Any) -> dict[str, Any]:
+    """Ada linked through the pages: the token response."""
+    response = exchange(token_client, browser.link(ada.email))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return dict(response.get_json())
+
+
+# The authorization endpoint: pages
+
+
+def test_the_sign_in_page_is_accessible_and_protected(browser: LinkingBrowser) -> None:
+    response = browser.open(authorize_params())
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    page = browser.page()
+    assert page.lang == "en"
+    assert page.scripts == 0
+    assert [level for level, _ in page.headings].count("h1") == 1
+    assert "Google Home" in page.text
+    visible = [field for field in page.inputs if field.get("type") != "hidden"]
+    assert {field["name"] for field in visible} == {"email", "password"}
+    for field in visible:
+        assert page.labels.get(field["id"]), f"{field['id']} has no label"
+        assert "required" in field
+    assert page.labels["email"] == "E-mail address"
+    assert {f["name"]: f["autocomplete"] for f in visible} == {"email": "username", "password": "current-password"}
+    assert all(form.fields.get("csrf_token") for form in page.forms)
+    cookies = response.headers.getlist("Set-Cookie")
+    assert any(c.startswith("linking_csrf=") and "HttpOnly" in c and "SameSite=Lax" in c for c in cookies)
+
+
+def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(browser: LinkingBrowser, ada: Any) -> None:
+    browser.open(authorize_params())
+    wrong = browser.submit("sign_in", email=ada.email, password="not the password")
+    wrong_page = browser.page()
+    unknown = browser.submit("sign_in", email="nobody@example.com", password="not the password")
+    unknown_page = browser.page()
+    assert wrong.status_code == unknown.status_code == 400
+    message = "The e-mail address or password is incorrect."
+    assert wrong_page.ids["form-error"] == unknown_page.ids["form-error"] == message
+    for page in (wrong_page, unknown_page):
+        fields = {field["name"]: field for field in page.inputs if field.get("type") != "hidden"}
+        for name in ("email", "password"):
+            assert "form-error" in fields[name]["aria-describedby"].split()
+            assert fields[name]["aria-invalid"] == "true"
+        assert "value" not in fields["password"]
+    assert {f["name"]: f.get("value") for f in wrong_page.inputs}["email"] == ada.email
+    assert not any(c.startswith("linking_session=") for c in wrong.headers.getlist("Set-Cookie"))
+
+
+def test_missing_fields_are_named_next_to_them(browser: LinkingBrowser) -> None:
+    browser.open(authorize_params())
+    response = browser.submit("sign_in", email="", password="")
+    assert response.status_code == 400
+    page = browser.page()
+    assert page.ids["email-error"] == "Enter your e-mail address."
+    assert page.ids["password-error"] == "Enter your password."
+    fields = {field["name"]: field for field in page.inputs}
+    assert fields["email"]["aria-describedby"] == "email-error"
+    assert fields["password"]["aria-describedby"] == "password-error"
+
+
+def test_sign_in_is_throttled_per_account_without_revealing_accounts(browser: LinkingBrowser, ada: Any) -> None:
+    browser.open(authorize_params())
+    for email in (ada.email, "ghost@example.com"):
+        for _ in range(linking.MAX_SIGN_IN_ATTEMPTS):
+            assert browser.submit("sign_in", email=email, password="guess-password-41z").status_code == 400
+    real = browser.submit("sign_in", email=ada.email, password=PASSWORD)
+    real_page = browser.page()
+    ghost = browser.submit("sign_in", email="ghost@example.com", password=PASSWORD)
+    assert real.status_code == ghost.status_code == 429
+    assert 0 < int(real.headers["Retry-After"]) <= linking.SIGN_IN_WINDOW_S
+    assert real_page.ids["form-error"].startswith("Too many sign-in attempts for this account.")
+    assert real_page.ids["form-error"] == browser.page().ids["form-error"]
+    # Somebody else still signs in.
+    from functions.adapters.firestore_linking import FirestoreUserDirectory
+
+    FirestoreUserDirectory().add("bob@example.com", PASSWORD)
+    assert browser.sign_in("bob@example.com").status_code == 200
+    assert browser.page().form("consent")
+
+
+def test_forms_without_a_valid_csrf_token_are_refused(
+    authorize_app: Any, browser: LinkingBrowser, ada: Any, firestore_db: Any
+) -> None:
+    browser.open(authorize_params())
+    form = browser.page().form("sign_in")
+    for token in ("", "forged", form.fields["csrf_token"][:-2] + "AA"):
+        data = {**form.fields, "csrf_token": token, "email": ada.email, "password": PASSWORD}
+        response = browser.client.post(f"/{form.action}", data=data)
+        assert response.status_code == 403
+        assert "expired" in read_page(response.get_data(as_text=True)).ids["form-error"]
+        assert not any(c.startswith("linking_session=") for c in response.headers.getlist("Set-Cookie"))
+    # A token from another browser does not fit this browser's cookie.
+    other = LinkingBrowser(authorize_app)
+    data = {**form.fields, "email": ada.email, "password": PASSWORD}
+    assert other.client.post(f"/{form.action}", data=data).status_code == 403
+    # Nothing was counted against the account either.
+    assert not list(firestore_db.collection("signInAttempts").stream())
+
+
+def test_consent_needs_a_session_and_a_csrf_token(browser: LinkingBrowser, ada: Any, authorize_app: Any) -> None:
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    consent = browser.page().form("consent")
+    assert ada.email in browser.page().text
+    forged = browser.client.post(f"/{consent.action}", data={**consent.fields, "csrf_token": "x", "decision": "allow"})
+    assert forged.status_code == 403
+    assert "Location" not in forged.headers
+    # Without the session cookie, the consent form only leads back to the sign-in page.
+    stranger = LinkingBrowser(authorize_app)
+    stranger.open(authorize_params())
+    csrf = stranger.page().form("sign_in").fields["csrf_token"]
+    response = stranger.client.post(
+        f"/{consent.action}", data={"step": "consent", "csrf_token": csrf, "decision": "allow"}
+    )
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    assert stranger.page().form("sign_in")
+
+
+def test_switching_accounts_signs_out(browser: LinkingBrowser, ada: Any) -> None:
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    browser.submit("switch_account")
+    browser.follow()
+    assert browser.page().form("sign_in")
+
+
+def test_unknown_client_gets_an_error_page_and_no_redirect(browser: LinkingBrowser) -> None:
+    for params in (authorize_params(client_id="intruder"), authorize_params(client_id=None)):
+        response = browser.open(params)
+        assert response.status_code == 400
+        assert "Location" not in response.headers
+        page = browser.page()
+        assert page.lang == "en"
+        assert page.forms == []
+        assert page.headings[0][0] == "h1"
+    assert browser.page().headings[0][1] == "Link request incomplete"
+    browser.open(authorize_params(client_id="intruder"))
+    assert browser.page().headings[0][1] == "Unknown app"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://evil.example/r/demo-smart-home-test",
+        GOOGLE_REDIRECT + "/",
+        GOOGLE_REDIRECT + "?next=https://evil.example",
+        GOOGLE_REDIRECT.upper(),
+        GOOGLE_REDIRECT.replace("https", "http"),
+        GOOGLE_REDIRECT[:-1],
+    ],
+)
+def test_a_redirect_uri_not_registered_exactly_gets_an_error_page(browser: LinkingBrowser, redirect_uri: str) -> None:
+    response = browser.open(authorize_params(redirect_uri=redirect_uri))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert browser.page().headings[0][1] == "Unknown return address"
+
+
+def test_both_registered_redirect_uris_work_and_state_comes_back_unchanged(
+    browser: LinkingBrowser, ada: Any, token_client: Any
+) -> None:
+    odd_state = "a b+c/d?e=f&g=%25 é"
+    for redirect in (GOOGLE_REDIRECT, SANDBOX_REDIRECT):
+        browser.open(authorize_params(redirect_uri=redirect, state=odd_state))
+        browser.sign_in(ada.email)
+        response = browser.consent("allow")
+        location = response.headers["Location"]
+        assert location.startswith(redirect + "?")
+        assert query_of(location)["state"] == odd_state
+        response = exchange(token_client, query_of(location)["code"], redirect_uri=redirect)
+        assert response.status_code == 200
+
+
+def test_a_redirect_uri_may_be_left_out_only_when_there_is_one(
+    browser: LinkingBrowser, ada: Any, firestore_db: Any
+) -> None:
+    response = browser.open(authorize_params(redirect_uri=None))
+    assert response.status_code == 400  # two are registered: which one is ambiguous
+    assert "Location" not in response.headers
+    firestore_db.collection("oauthClients").document(CLIENT_ID).update({"redirectUris": [GOOGLE_REDIRECT]})
+    browser.open(authorize_params(redirect_uri=None))
+    browser.sign_in(ada.email)
+    assert browser.consent().headers["Location"].startswith(GOOGLE_REDIRECT + "?code=")
+
+
+def test_deny_redirects_with_access_denied(browser: LinkingBrowser, ada: Any, firestore_db: Any) -> None:
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    response = browser.consent("deny")
+    assert response.status_code == 302
+    assert query_of(response.headers["Location"]) == {
+        "error": "access_denied",
+        "error_description": "The resource owner or authorization server denied the request",
+        "state": STATE,
+    }
+    assert not token_documents(firestore_db)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": None}, "unsupported_response_type"),
+        ({"scope": "everything"}, "invalid_scope"),
+        ({"code_challenge": "a" * 43, "code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "a" * 43}, "invalid_request"),  # no method means plain
+        ({"code_challenge": "short", "code_challenge_method": "S256"}, "invalid_request"),
+        ({"code_challenge_method": "S256"}, "invalid_request"),
+    ],
+)
+def test_invalid_requests_from_a_known_client_are_redirected_with_the_error(
+    browser: LinkingBrowser, changes: dict[str, str | None], error: str
+) -> None:
+    response = browser.open(authorize_params(**changes))
+    assert response.status_code == 302
+    returned = query_of(response.headers["Location"])
+    assert response.headers["Location"].startswith(GOOGLE_REDIRECT + "?")
+    assert returned["error"] == error
+    assert returned["state"] == STATE
+    assert "code" not in returned
+
+
+def test_a_client_not_allowed_the_code_grant_is_redirected_with_unauthorized_client(
+    browser: LinkingBrowser, firestore_db: Any
+) -> None:
+    firestore_db.collection("oauthClients").document(CLIENT_ID).update({"grantTypes": ["refresh_token"]})
+    response = browser.open(authorize_params())
+    assert query_of(response.headers["Location"])["error"] == "unauthorized_client"
+
+
+def test_a_repeated_parameter_is_refused_without_redirect(browser: LinkingBrowser) -> None:
+    response = browser.open("response_type=code&client_id=google&state=a&state=b&redirect_uri=" + GOOGLE_REDIRECT)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+
+
+def test_authorize_accepts_get_and_post_only(authorize_app: Any) -> None:
+    response = authorize_app.test_client().put("/")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+
+
+# The token endpoint: authorization_code
+
+
+def test_code_exchange_issues_tokens_into_the_fulfillment_store(
+    linked: dict[str, Any], firestore_db: Any, fulfillment_app: Any, ada: Any
+) -> None:
+    assert set(linked) == {"token_type", "access_token", "expires_in", "refresh_token"}
+    assert linked["token_type"] == "Bearer"
+    assert linked["expires_in"] == 3600
+    assert tokens.parse(linked["access_token"]) == (tokens.ACCESS, ada.agent_user_id)
+    assert tokens.parse(linked["refresh_token"]) == (tokens.REFRESH, ada.agent_user_id)
+    documents = token_documents(firestore_db)
+    by_kind = {document["kind"]: (token_hash, document) for token_hash, document in documents.items()}
+    assert set(by_kind) == {"ac", "at", "rt"}
+    assert by_kind["at"][0] == hashlib.sha256(linked["access_token"].encode()).hexdigest()
+    assert by_kind["rt"][0] == hashlib.sha256(linked["refresh_token"].encode()).hexdigest()
+    for _, document in by_kind.values():
+        assert document["agentUserId"] == ada.agent_user_id
+        assert document["clientId"] == CLIENT_ID
+        assert document["revoked"] is False
+    access_life = by_kind["at"][1]["expiresAt"] - by_kind["at"][1]["createdAt"]
+    assert access_life.total_seconds() == pytest.approx(3600, abs=1)
+    code_life = by_kind["ac"][1]["expiresAt"] - by_kind["ac"][1]["createdAt"]
+    assert code_life.total_seconds() == pytest.approx(600, abs=1)
+    assert by_kind["ac"][1]["usedAt"] is not None
+    raw = json.dumps(documents, default=str)
+    for secret in (linked["access_token"], linked["refresh_token"], CLIENT_SECRET, PASSWORD):
+        assert secret not in raw
+        assert secret.split(".")[-1] not in raw
+    user = firestore_db.collection("users").document(ada.agent_user_id).get().to_dict()
+    assert user["linked"] is True
+    status, body = sync_as(fulfillment_app, linked["access_token"])
+    assert status == 200
+    oracle().assert_response("sync", body)
+    assert body["payload"]["agentUserId"] == ada.agent_user_id
+
+
+def test_code_exchange_with_http_basic(browser: LinkingBrowser, ada: Any, token_client: Any) -> None:
+    response = exchange(token_client, browser.link(ada.email), auth="basic")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+
+
+def test_a_code_is_single_use_and_its_replay_revokes_its_tokens(
+    browser: LinkingBrowser, ada: Any, token_client: Any, fulfillment_app: Any, firestore_db: Any
+) -> None:
+    code = browser.link(ada.email)
+    first = exchange(token_client, code).get_json()
+    assert_oauth_error(exchange(token_client, code), "invalid_grant")
+    kinds = sorted(document["kind"] for document in token_documents(firestore_db).values())
+    assert kinds == [], "the replay revoked the code's access and refresh tokens"
+    assert sync_as(fulfillment_app, first["access_token"])[0] == 401
+    assert_oauth_error(refresh(token_client, first["refresh_token"]), "invalid_grant")
+
+
+def test_a_code_expires_after_ten_minutes(
+    browser: LinkingBrowser, ada: Any, token_client: Any, linking_clock: list[int]
+) -> None:
+    code = browser.link(ada.email)
+    linking_clock[0] += linking.CODE_TTL_S * 1000
+    assert_oauth_error(exchange(token_client, code), "invalid_grant")
+
+
+def test_a_code_is_bound_to_its_client_and_redirect_uri(browser: LinkingBrowser, ada: Any, token_client: Any) -> None:
+    from functions.adapters.firestore_linking import FirestoreClientRegistry
+
+    other_secret = "other-secret-" + "y" * 32
+    FirestoreClientRegistry().add(
+        linking.OAuthClient("other", "Other", linking.hash_client_secret(other_secret), (GOOGLE_REDIRECT,))
+    )
+    code = browser.link(ada.email)
+    stolen = token_client.post(
+        "/",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": GOOGLE_REDIRECT},
+        headers=basic("other", other_secret),
+    )
+    assert_oauth_error(stolen, "invalid_grant")
+    assert_oauth_error(exchange(token_client, code, redirect_uri=SANDBOX_REDIRECT), "invalid_grant")
+    assert_oauth_error(exchange(token_client, code, redirect_uri=""), "invalid_grant")
+    assert exchange(token_client, code).status_code == 200, "failed attempts did not use the code up"
+
+
+@pytest.mark.parametrize("code", ["", "not-a-code", "ac.YWRh.forged", "at.YWRh.x"])
+def test_an_unknown_code_is_an_invalid_grant(token_client: Any, google_client: Any, code: str) -> None:
+    response = exchange(token_client, code)
+    if code == "":
+        assert_oauth_error(response, "invalid_request")
+    else:
+        assert_oauth_error(response, "invalid_grant")
+
+
+def test_pkce_s256_is_honoured(browser: LinkingBrowser, ada: Any, token_client: Any) -> None:
+    verifier, challenge = pkce_pair()
+    params = authorize_params(code_challenge=challenge, code_challenge_method="S256")
+    code = browser.link(ada.email, params)
+    assert_oauth_error(exchange(token_client, code), "invalid_request")  # verifier missing
+    assert_oauth_error(exchange(token_client, code, code_verifier=pkce_pair()[0]), "invalid_grant")
+    assert_oauth_error(exchange(token_client, code, code_verifier="short"), "invalid_request")
+    assert exchange(token_client, code, code_verifier=verifier).status_code == 200
+
+
+def test_a_verifier_without_a_challenge_is_refused(browser: LinkingBrowser, ada: Any, token_client: Any) -> None:
+    code = browser.link(ada.email)
+    assert_oauth_error(exchange(token_client, code, code_verifier=pkce_pair()[0]), "invalid_request")
+
+
+# The token endpoint: client authentication and request errors
+
+
+@pytest.mark.parametrize(
+    ("data", "headers"),
+    [
+        ({"client_id": CLIENT_ID, "client_secret": "wrong-secret-7c1x"}, {}),
+        ({"client_id": "intruder", "client_secret": CLIENT_SECRET}, {}),
+        ({"client_id": CLIENT_ID}, {}),
+        ({}, {}),
+        ({}, basic(secret="wrong-secret-7c1x")),
+        ({}, basic(client_id="intruder")),
+        ({}, basic(secret="")),
+        ({}, {"Authorization": "Basic !!!"}),
+    ],
+)
+def test_client_authentication_failures_are_invalid_client(
+    token_client: Any, google_client: Any, data: dict[str, str], headers: dict[str, str]
+) -> None:
+    for grant in ({"grant_type": "authorization_code", "code": "ac.x.y"}, {"grant_type": "refresh_token"}):
+        response = token_client.post("/", data={**grant, **data}, headers=headers)
+        # RFC 6749 5.2: 401 with WWW-Authenticate when the client tried HTTP Basic; 400 or 401 otherwise.
+        status = 401 if headers else response.status_code
+        assert_oauth_error(response, "invalid_client", status)
+        assert status in (400, 401)
+        if status == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_two_client_authentication_methods_at_once_are_refused(
+    browser: LinkingBrowser, ada: Any, token_client: Any
+) -> None:
+    code = browser.link(ada.email)
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": GOOGLE_REDIRECT,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+    }
+    assert_oauth_error(token_client.post("/", data=data, headers=basic()), "invalid_request")
+
+
+@pytest.mark.parametrize("grant_type", ["password", "client_credentials", "implicit", "urn:x"])
+def test_other_grant_types_are_unsupported(token_client: Any, google_client: Any, grant_type: str) -> None:
+    response = token_client.post("/", data={"grant_type": grant_type}, headers=basic())
+    assert_oauth_error(response, "unsupported_grant_type")
+
+
+def test_malformed_token_requests_are_invalid_requests(token_client: Any, google_client: Any) -> None:
+    assert_oauth_error(token_client.post("/", data={}, headers=basic()), "invalid_request")
+    as_json = token_client.post("/", json={"grant_type": "refresh_token", "refresh_token": "x"}, headers=basic())
+    assert_oauth_error(as_json, "invalid_request")
+    missing_code = token_client.post("/", data={"grant_type": "authorization_code"}, headers=basic())
+    assert_oauth_error(missing_code, "invalid_request")
+    missing_refresh = token_client.post("/", data={"grant_type": "refresh_token"}, headers=basic())
+    assert_oauth_error(missing_refresh, "invalid_request")
+    twice = token_client.post(
+        "/",
+        data="grant_type=refresh_token&refresh_token=a&refresh_token=b",
+        headers=basic(),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert_oauth_error(twice, "invalid_request")
+    huge = token_client.post("/", data={"grant_type": "refresh_token", "refresh_token": "x" * 20_000}, headers=basic())
+    assert_oauth_error(huge, "invalid_request", 413)
+    get = token_client.get("/?grant_type=refresh_token")
+    assert_oauth_error(get, "invalid_request", 405)
+    assert get.headers["Allow"] == "POST"
+
+
+# The token endpoint: refresh_token
+
+
+def test_refresh_rotates_and_the_new_access_token_works(
+    linked: dict[str, Any], token_client: Any, fulfillment_app: Any, firestore_db: Any
+) -> None:
+    response = refresh(token_client, linked["refresh_token"], auth="body")
+    assert response.status_code == 200
+    renewed = response.get_json()
+    assert set(renewed) == {"token_type", "access_token", "expires_in", "refresh_token"}
+    assert renewed["refresh_token"] != linked["refresh_token"]
+    assert renewed["access_token"] != linked["access_token"]
+    status, body = sync_as(fulfillment_app, renewed["access_token"])
+    assert status == 200
+    oracle().assert_response("sync", body)
+    old = firestore_db.collection("tokens").document(tokens.hash_token(linked["refresh_token"])).get().to_dict()
+    assert old["rotatedAt"] is not None
+    grace = (old["expiresAt"] - old["rotatedAt"]).total_seconds()
+    assert linking.MIN_REFRESH_GRACE_S <= grace == pytest.approx(linking.REFRESH_GRACE_S, abs=1)
+    assert refresh(token_client, renewed["refresh_token"], auth="basic").status_code == 200
+
+
+def test_the_previous_refresh_token_works_for_the_grace_window_only(
+    linked: dict[str, Any], token_client: Any, linking_clock: list[int]
+) -> None:
+    first = linked["refresh_token"]
+    assert refresh(token_client, first).status_code == 200
+    linking_clock[0] += 30_000
+    concurrent = refresh(token_client, first)
+    assert concurrent.status_code == 200, "Google's concurrent refresh inside the window"
+    linking_clock[0] += (linking.REFRESH_GRACE_S - 30) * 1000
+    assert_oauth_error(refresh(token_client, first), "invalid_grant")
+    assert refresh(token_client, concurrent.get_json()["refresh_token"]).status_code == 200
+
+
+def test_refresh_errors(linked: dict[str, Any], token_client: Any, firestore_db: Any) -> None:
+    from functions.adapters.firestore_linking import FirestoreClientRegistry
+
+    assert_oauth_error(refresh(token_client, "rt.YWRh.forged"), "invalid_grant")
+    assert_oauth_error(refresh(token_client, linked["access_token"]), "invalid_grant")
+    assert_oauth_error(refresh(token_client, linked["refresh_token"], scope="devices"), "invalid_scope")
+    other_secret = "other-secret-" + "y" * 32
+    FirestoreClientRegistry().add(
+        linking.OAuthClient("other", "Other", linking.hash_client_secret(other_secret), (GOOGLE_REDIRECT,))
+    )
+    stolen = token_client.post(
+        "/",
+        data={"grant_type": "refresh_token", "refresh_token": linked["refresh_token"]},
+        headers=basic("other", other_secret),
+    )
+    assert_oauth_error(stolen, "invalid_grant")
+    firestore_db.collection("oauthClients").document(CLIENT_ID).update({"grantTypes": ["authorization_code"]})
+    assert_oauth_error(refresh(token_client, linked["refresh_token"]), "unauthorized_client")
+
+
+def test_a_client_without_the_refresh_grant_gets_no_refresh_token(
+    browser: LinkingBrowser, ada: Any, token_client: Any, firestore_db: Any
+) -> None:
+    firestore_db.collection("oauthClients").document(CLIENT_ID).update({"grantTypes": ["authorization_code"]})
+    response = exchange(token_client, browser.link(ada.email))
+    assert response.status_code == 200
+    assert "refresh_token" not in response.get_json()
+
+
+def test_scopes_registered_for_the_client_are_granted_and_kept(
+    browser: LinkingBrowser, ada: Any, token_client: Any, firestore_db: Any
+) -> None:
+    firestore_db.collection("oauthClients").document(CLIENT_ID).update({"scopes": ["devices", "state"]})
+    code = browser.link(ada.email, authorize_params(scope="devices"))
+    issued = exchange(token_client, code).get_json()
+    assert issued["scope"] == "devices"
+    renewed = refresh(token_client, issued["refresh_token"], scope="devices")
+    assert renewed.get_json()["scope"] == "devices"
+    assert_oauth_error(refresh(token_client, renewed.get_json()["refresh_token"], scope="state"), "invalid_scope")
+
+
+def test_a_deleted_account_can_no_longer_redeem_or_refresh(
+    linked: dict[str, Any], browser: LinkingBrowser, token_client: Any, firestore_db: Any, ada: Any
+) -> None:
+    unused_code = browser.link(ada.email)
+    for snap in firestore_db.collection("accounts").stream():
+        snap.reference.delete()
+    assert_oauth_error(refresh(token_client, linked["refresh_token"]), "invalid_grant")
+    assert_oauth_error(exchange(token_client, unused_code), "invalid_grant")
+
+
+# DISCONNECT and faults
+
+
+def test_disconnect_revokes_the_refresh_tokens_too(
+    linked: dict[str, Any], token_client: Any, fulfillment_app: Any, firestore_db: Any, ada: Any
+) -> None:
+    renewed = refresh(token_client, linked["refresh_token"]).get_json()
+    response = fulfillment_app.post(
+        "/", json=disconnect_request("req-bye"), headers={"Authorization": f"Bearer {renewed['access_token']}"}
+    )
+    assert response.status_code == 200
+    assert [d for d in token_documents(firestore_db).values() if d["agentUserId"] == ada.agent_user_id] == []
+    for refresh_token in (linked["refresh_token"], renewed["refresh_token"]):
+        assert_oauth_error(refresh(token_client, refresh_token), "invalid_grant")
+    user = firestore_db.collection("users").document(ada.agent_user_id).get().to_dict()
+    assert user["linked"] is False
+
+
+def test_storage_outages_are_temporarily_unavailable(
+    linked: dict[str, Any], token_client: Any, browser: LinkingBrowser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.api_core import exceptions as google_errors
+
+    from functions.adapters.firestore_linking import default_service
+
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise google_errors.ServiceUnavailable("emulated outage")
+
+    service = default_service()
+    monkeypatch.setattr(service.grants, "get", unavailable)
+    assert_oauth_error(refresh(token_client, linked["refresh_token"]), "temporarily_unavailable", 503)
+    monkeypatch.setattr(service.clients, "get", unavailable)
+    response = browser.open(authorize_params())
+    assert response.status_code == 503
+    assert "Retry-After" in response.headers
+
+
+def test_nothing_secret_is_logged(
+    browser: LinkingBrowser, ada: Any, token_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    code = browser.link(ada.email)
+    issued = exchange(token_client, code).get_json()
+    renewed = refresh(token_client, issued["refresh_token"]).get_json()
+    exchange(token_client, code)  # a replay, logged as a warning
+    browser.open(authorize_params())
+    browser.submit("sign_in", email=ada.email, password="wrong password 1")
+    logged = "\n".join(f"{record.getMessage()} {json.dumps(vars(record), default=str)}" for record in caplog.records)
+    assert "signed in" in logged
+    assert "replayed" in logged
+    for secret in (code, issued["access_token"], issued["refresh_token"], renewed["refresh_token"], CLIENT_SECRET):
+        assert secret.split(".")[-1] not in logged
+    for secret in (PASSWORD, "wrong password 1", ada.email):
+        assert secret not in logged
