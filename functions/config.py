@@ -26,6 +26,11 @@ def token_cache_seconds() -> int:
     return int(os.environ.get("TOKEN_CACHE_SECONDS", "10"))
 
 
+def challenge_lockout_seconds() -> int:
+    """How long a device refuses PINs after 5 wrong ones in a row (two-factor challenges)."""
+    return int(os.environ.get("CHALLENGE_LOCKOUT_SECONDS", "900"))
+
+
 def _positive_number(name: str, default: float) -> float:
     raw = os.environ.get(name)
     try:

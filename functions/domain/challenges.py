@@ -347,9 +347,13 @@ class Challenges:
         if count > MAX_FAILED_ATTEMPTS:
             # Concurrent attempts got to the limit first: this one is not even checked.
             raise CommandError(TOO_MANY_FAILED_ATTEMPTS, "PIN attempts are locked out")
-        if self._hasher is None:
-            self._hasher = self._hasher_factory()
-        if self._hasher.verify(record.pin_hash, pin):
+        if pin_problem(pin) is None:
+            if self._hasher is None:
+                self._hasher = self._hasher_factory()
+            right = self._hasher.verify(record.pin_hash, pin)
+        else:
+            right = False  # cannot be the PIN: counted as a wrong guess without spending a slow hash on it
+        if right:
             self._pins.clear_failures(agent_user_id, device_id)
             return
         if count == MAX_FAILED_ATTEMPTS:

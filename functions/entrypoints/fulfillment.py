@@ -9,6 +9,7 @@ from flask import Request
 from google.api_core import exceptions as google_errors
 
 from functions import config, logs
+from functions.domain.challenges import PinHasher
 from functions.domain.fulfillment import Fulfillment, protocol_error, unauthorized
 from functions.domain.requests import request_id_of
 from functions.entrypoints.http import (
@@ -33,9 +34,23 @@ def service() -> Fulfillment:
     global _service
     if _service is None:
         from functions.adapters.firestore import FirestoreFulfillmentStore
+        from functions.adapters.firestore_challenges import FirestorePinStore
+        from functions.domain.challenges import Challenges
 
-        _service = Fulfillment(FirestoreFulfillmentStore(), token_cache_ms=config.token_cache_seconds() * 1000)
+        challenges = Challenges(FirestorePinStore(), _pin_hasher, lambda: config.challenge_lockout_seconds() * 1000)
+        _service = Fulfillment(
+            FirestoreFulfillmentStore(),
+            token_cache_ms=config.token_cache_seconds() * 1000,
+            challenges=challenges,
+        )
     return _service
+
+
+def _pin_hasher() -> PinHasher:
+    # argon2 loads when the first PIN is checked, not at cold start.
+    from functions.adapters.pin_hashing import Argon2PinHasher
+
+    return Argon2PinHasher()
 
 
 @functions_framework.http

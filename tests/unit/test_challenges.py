@@ -516,3 +516,29 @@ def test_execute_answers_a_lockout_with_the_error_code(setup: Setup) -> None:
         assert body["payload"]["commands"] == [
             {"ids": ["front"], "status": "ERROR", "errorCode": "tooManyFailedAttempts"}
         ]
+
+
+def test_a_malformed_pin_counts_as_wrong_without_a_slow_hash(setup: Setup) -> None:
+    setup.set_pin("2468")
+    lock = device(LOCK)
+    assert setup.check(lock, "LockUnlock", {"lock": False}, {"pin": "twenty"}) == "challengeFailedPinNeeded"
+    assert setup.hasher.verified == 0
+    record = setup.pins.get(USER, "d1")
+    assert record is not None
+    assert record.failures == 1
+
+
+def test_the_fulfillment_starts_without_loading_argon2() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys, json; import main; from functions.entrypoints.fulfillment import service; service(); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('argon2', '_argon2_cffi_bindings'))))"
+    )
+    env = {**os.environ, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "GOOGLE_CLOUD_PROJECT": "demo-probe"}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
