@@ -132,17 +132,37 @@ class Server:
         self.process.wait(timeout=20)
 
 
-def run(clients: int = 20, duration_s: float = 10.0) -> dict[str, Any]:
-    emulator = emulators.start_firestore(PROJECT)
-    env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator.address, "GOOGLE_CLOUD_PROJECT": PROJECT}
-    os.environ.update(FIRESTORE_EMULATOR_HOST=emulator.address, GOOGLE_CLOUD_PROJECT=PROJECT)
+def emulator_client(address: str, project: str) -> Any:
+    """A Firestore client of its own on the given emulator, leaving the process environment as it was."""
+    from google.cloud import firestore
+
+    saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    os.environ["FIRESTORE_EMULATOR_HOST"] = address
+    try:
+        return firestore.Client(project=project)
+    finally:
+        if saved is None:
+            del os.environ["FIRESTORE_EMULATOR_HOST"]
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = saved
+
+
+def run(
+    clients: int = 20, duration_s: float = 10.0, emulator_address: str | None = None, project: str = PROJECT
+) -> dict[str, Any]:
+    """Runs the load on the given Firestore emulator (or one of its own) and returns both sets of figures."""
+    emulator = None
+    if emulator_address is None:
+        emulator = emulators.start_firestore(project)
+        emulator_address = emulator.address
+    env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator_address, "GOOGLE_CLOUD_PROJECT": project}
     server = None
     try:
-        from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreTokenStore, client
+        from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreTokenStore
         from functions.cli import validated_devices
         from functions.domain import tokens
 
-        db = client()
+        db = emulator_client(emulator_address, project)
         now = int(time.time() * 1000)
         user_tokens = {}
         for user in range(USERS):
@@ -196,7 +216,8 @@ def run(clients: int = 20, duration_s: float = 10.0) -> dict[str, Any]:
     finally:
         if server is not None:
             server.stop()
-        emulator.stop()
+        if emulator is not None:
+            emulator.stop()
 
 
 def main() -> None:
