@@ -41,7 +41,8 @@ SYNC_FIELDS = (
 )
 DEVICE_FIELDS = ("state", "online")
 # Bookkeeping kept in the document by the backend itself; never sent to Google.
-INTERNAL_FIELDS: frozenset[str] = frozenset({"updatedAt", "challenges", "backend"})
+# reportSeq: counts the Report State pipeline's own state writes (functions/domain/reporting.py).
+INTERNAL_FIELDS: frozenset[str] = frozenset({"updatedAt", "challenges", "backend", "reportSeq"})
 
 _DEFINITION_SCHEMA = obj(
     {
