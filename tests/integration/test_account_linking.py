@@ -443,6 +443,22 @@ def test_a_code_is_single_use_and_its_replay_revokes_its_tokens(
     assert_oauth_error(refresh(token_client, first["refresh_token"]), "invalid_grant")
 
 
+def test_concurrent_exchanges_of_one_code_issue_tokens_once(
+    browser: LinkingBrowser, ada: Any, token_app: Any, firestore_db: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = browser.link(ada.email)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: exchange(token_app.test_client(), code), range(4)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 400, 400, 400]
+    assert all(r.get_json()["error"] == "invalid_grant" for r in responses if r.status_code == 400)
+    # One set of tokens at most: a loser that came after the winner's commit took it for a replay and revoked it.
+    access_tokens = [d for d in token_documents(firestore_db).values() if d["kind"] == "at"]
+    assert len(access_tokens) <= 1
+
+
 def test_a_code_expires_after_ten_minutes(
     browser: LinkingBrowser, ada: Any, token_client: Any, linking_clock: list[int]
 ) -> None:
