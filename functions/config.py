@@ -86,3 +86,57 @@ def account_linking_session_key() -> str:
 def account_linking_user_directory() -> str:
     """`module:factory` making the UserDirectory users sign in with; empty: accounts in Firestore (argon2)."""
     return os.environ.get("ACCOUNT_LINKING_USER_DIRECTORY", "")
+
+
+# Report State, notifications and follow-ups (functions/domain/reporting.py, functions/domain/followups.py)
+
+
+def _non_negative(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def state_topic() -> str:
+    """The topic device clouds publish state messages on (the Report State function's trigger)."""
+    return os.environ.get("STATE_TOPIC", "device-state")
+
+
+def commands_topic() -> str:
+    """The topic commands for "pubsub"-backed devices go to, for the maker's device cloud."""
+    return os.environ.get("COMMANDS_TOPIC", "device-commands")
+
+
+def pubsub_available() -> bool:
+    """False while Firestore is emulated without a Pub/Sub emulator: nothing is published to production then."""
+    return not (os.environ.get("FIRESTORE_EMULATOR_HOST") and not os.environ.get("PUBSUB_EMULATOR_HOST"))
+
+
+def report_window_ms() -> int:
+    """How long a user's state changes are gathered into one Report State call."""
+    return int(_non_negative("REPORT_WINDOW_MS", 500))
+
+
+def report_wait_budget_s() -> float:
+    """How long an invocation waits for its change to be reported before it fails (keep under the timeout)."""
+    return _non_negative("REPORT_WAIT_BUDGET_S", 90.0)
+
+
+def report_max_message_age_s() -> float:
+    """State messages (and device-change events) older than this are dropped with a log line."""
+    return _non_negative("REPORT_MAX_MESSAGE_AGE_S", 3600.0)
+
+
+def initial_report_delay_s() -> float:
+    """How long after a SYNC the full report of the user's devices waits (Google must process the SYNC first)."""
+    return _non_negative("INITIAL_REPORT_DELAY_S", 60.0)
+
+
+def virtual_device_delay_ms() -> int:
+    """How long a virtual device takes to complete a command that answers PENDING (to exercise follow-ups)."""
+    return int(_non_negative("VIRTUAL_DEVICE_DELAY_MS", 0))

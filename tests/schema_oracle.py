@@ -195,6 +195,39 @@ class Oracle:
             if own:
                 self.assert_valid(schemas.states, own, f"{what} of {trait_name}")
 
+    def follow_up_schema(self, trait_short: str) -> dict[str, Any]:
+        """The follow-up response schema of the trait's command that has one (LockUnlock, OpenClose, ...)."""
+        found = [c.followup for c in self.trait(trait_short).commands.values() if c.followup is not None]
+        assert found, f"{trait_short} has no follow-up response in Google's schemas"
+        return found[0]
+
+    def assert_report(self, body: dict[str, Any], traits_of: dict[str, list[str]]) -> None:
+        """Validates a reportStateAndNotification body: every device's states against its traits' states schemas
+        (and no key outside them but `online`), every notification against its trait's notifications schema and
+        every follow-up response against the command's follow-up schema. `traits_of`: device id -> trait names."""
+        assert body.get("requestId"), "a report needs a requestId"
+        assert body.get("agentUserId"), "a report needs the agentUserId"
+        devices = body["payload"]["devices"]
+        for device_id, states in devices.get("states", {}).items():
+            traits = traits_of[device_id]
+            self.assert_states(traits, states, f"reported states of {device_id}")
+            known = {"online"}.union(*(_state_keys(self.trait(t.rsplit(".", 1)[-1]).states or {}) for t in traits))
+            assert set(states) <= known, f"{device_id} reports keys of no trait: {sorted(set(states) - known)}"
+        notifications = devices.get("notifications", {})
+        if notifications:
+            assert body.get("eventId"), "notifications need an eventId"
+        for device_id, by_trait in notifications.items():
+            shorts = {t.rsplit(".", 1)[-1] for t in traits_of[device_id]}
+            for trait, payload in by_trait.items():
+                assert trait in shorts, f"{device_id} has no trait {trait}"
+                if "followUpResponse" in payload:
+                    schema = self.follow_up_schema(trait)
+                else:
+                    notifications_schema = self.trait(trait).notifications
+                    assert notifications_schema is not None, f"{trait} has no notifications in Google's schemas"
+                    schema = notifications_schema
+                self.assert_valid(schema, {trait: payload}, f"{trait} notification of {device_id}")
+
 
 def _state_keys(schema: dict[str, Any]) -> set[str]:
     """Top-level keys a states schema defines, including those in oneOf/anyOf/allOf branches (OpenClose, ...)."""
