@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import functions_framework
 from flask import Request
@@ -35,13 +36,28 @@ def service() -> Fulfillment:
     if _service is None:
         from functions.adapters.firestore import FirestoreFulfillmentStore
         from functions.adapters.firestore_challenges import FirestorePinStore
+        from functions.adapters.firestore_reporting import FirestoreReportStore
+        from functions.adapters.pubsub import default_publisher
         from functions.domain.challenges import Challenges
+        from functions.domain.followups import DeviceBackends
+        from functions.domain.initial_report import InitialReportAfterSync
 
         challenges = Challenges(FirestorePinStore(), _pin_hasher, lambda: config.challenge_lockout_seconds() * 1000)
+        # Commands that complete later answer PENDING and go to the device's backend; a SYNC asks for the full
+        # report of the user's devices. Both publish on Pub/Sub, whose client loads on the first publish only.
+        follow_ups = DeviceBackends(
+            FirestoreReportStore(),
+            default_publisher,
+            state_topic=config.state_topic,
+            commands_topic=config.commands_topic,
+            virtual_delay_ms=config.virtual_device_delay_ms,
+            new_command_id=lambda: uuid.uuid4().hex,
+        )
         _service = Fulfillment(
-            FirestoreFulfillmentStore(),
+            InitialReportAfterSync(FirestoreFulfillmentStore(), default_publisher, config.state_topic),
             token_cache_ms=config.token_cache_seconds() * 1000,
             challenges=challenges,
+            follow_ups=follow_ups,
         )
     return _service
 
