@@ -4,34 +4,47 @@
 # updated).
 #
 #   infra/deploy.sh [--dry-run] PROJECT_ID
+#   infra/deploy.sh --list-source
 #
-# --dry-run prints every command instead of running it (and needs neither gcloud nor credentials). Settings come
-# from the environment, with the Terraform variables' defaults:
+# --dry-run prints every command instead of running it (and needs neither gcloud nor credentials); --list-source
+# prints the files uploaded as the functions' source. Settings come from the environment, with the Terraform
+# variables' defaults:
 #   REGION (us-central1), FIRESTORE_LOCATION (nam5), FIRESTORE_DATABASE ((default)), STATE_TOPIC (device-state),
 #   COMMANDS_TOPIC (device-commands), DEAD_LETTER_TOPIC (device-state-dead-letter), MAX_DELIVERY_ATTEMPTS (10),
 #   ACCOUNT_LINKING_SERVICE_NAME (Smart Home), TOKEN_CACHE_SECONDS (10), PYTHON_RUNTIME (python311),
-#   MAX_INSTANCES (20), FULFILLMENT_MIN_INSTANCES (0).
+#   MAX_INSTANCES (20), FULFILLMENT_MIN_INSTANCES (0). The functions' tunables come from
+#   infra/function-settings.yaml (edit it, or a copy named by FUNCTION_SETTINGS).
 set -euo pipefail
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
 dry_run=0
+list_source=0
 project=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
+    --list-source) list_source=1 ;;
     -h | --help) usage ;;
     -*) echo "deploy.sh: unknown option $1" >&2 && usage ;;
     *) project="$1" ;;
   esac
   shift
 done
+repo_root=$(cd "$(dirname "$0")/.." && pwd)
+# The functions' source: main.py, requirements.txt and functions/ without the developer tools, the operators' command
+# line and bytecode; the same files as infra/source_files.tf.
+copy_source='find main.py requirements.txt functions -type f ! -path "functions/devtools/*" ! -path "functions/cli*" \
+  ! -path functions/__main__.py ! -path "*/__pycache__/*" ! -name "*.pyc" -print0 | tar --null -T - -cf -'
+if [ "$list_source" = 1 ]; then
+  (cd "$repo_root" && eval "$copy_source") | tar -tf - | sort
+  exit 0
+fi
 [ -n "$project" ] || usage
 
-repo_root=$(cd "$(dirname "$0")/.." && pwd)
 region=${REGION:-us-central1}
 firestore_location=${FIRESTORE_LOCATION:-nam5}
 database=${FIRESTORE_DATABASE:-(default)}
@@ -44,7 +57,8 @@ token_cache_seconds=${TOKEN_CACHE_SECONDS:-10}
 runtime=${PYTHON_RUNTIME:-python311}
 max_instances=${MAX_INSTANCES:-20}
 fulfillment_min_instances=${FULFILLMENT_MIN_INSTANCES:-0}
-event_timeout=120
+event_timeout=300
+settings_file=${FUNCTION_SETTINGS:-$(cd "$(dirname "$0")" && pwd)/function-settings.yaml}
 
 runtime_sa="smart-home-runtime@${project}.iam.gserviceaccount.com"
 trigger_sa="smart-home-trigger@${project}.iam.gserviceaccount.com"
@@ -147,11 +161,15 @@ echo "# Firestore (databases created with gcloud deny all client-SDK access, lik
 ensure "Firestore database $database" gcloud firestore databases describe --database "$database" --project "$project" -- \
   gcloud firestore databases create --database "$database" --location "$firestore_location" \
   --type firestore-native --delete-protection --enable-pitr --project "$project"
-# Expired tokens, codes and sign-in throttling windows are deleted by TTL policies; their expiry is not indexed.
-for group in tokens signInAttempts; do
-  run gcloud firestore fields ttls update expiresAt --collection-group "$group" --enable-ttl \
+# Expired tokens and codes, sign-in throttling windows, idle Request Sync ledgers and Report State bookkeeping are
+# deleted by TTL policies (infra/firestore.tf, ttl_fields); their expiry is not indexed.
+for ttl in tokens:expiresAt signInAttempts:expiresAt requestSync:expiresAt reportQueue:expireAt announced:expireAt \
+  followUps:expiresAt; do
+  group=${ttl%%:*}
+  field=${ttl#*:}
+  run gcloud firestore fields ttls update "$field" --collection-group "$group" --enable-ttl \
     --database "$database" --project "$project" --async
-  run gcloud firestore indexes fields update expiresAt --collection-group "$group" --disable-indexes \
+  run gcloud firestore indexes fields update "$field" --collection-group "$group" --disable-indexes \
     --database "$database" --project "$project" --async
 done
 
@@ -186,9 +204,7 @@ for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.
     --condition None
 done
 
-echo "# Source: main.py, requirements.txt and functions/ without devtools, the CLI and bytecode (as infra/source_files.tf)"
-copy_source='find main.py requirements.txt functions -type f ! -path "functions/devtools/*" ! -path "functions/cli*" \
-  ! -path functions/__main__.py ! -path "*/__pycache__/*" ! -name "*.pyc" -print0 | tar --null -T - -cf -'
+echo "# Source (see --list-source) and the functions' settings"
 if [ "$dry_run" = 1 ]; then
   # shellcheck disable=SC2016 # a literal placeholder, expanded where the printed commands run
   source_dir='${SOURCE_DIR}'
@@ -212,8 +228,10 @@ ACCOUNT_LINKING_SERVICE_NAME: '${service_name//\'/\'\'}'
 LOG_EXECUTION_ID: 'true'"
 if [ "$dry_run" = 1 ]; then
   printf "cat > \"%s\" <<'YAML'\n%s\nYAML\n" "$env_file" "$env_yaml"
+  printf 'grep -v "^#" %s >> "%s"\n' "$(quote "$settings_file")" "$env_file"
 else
   printf '%s\n' "$env_yaml" >"$env_file"
+  grep -v '^#' "$settings_file" >>"$env_file"
 fi
 
 common=(--gen2 --project "$project" --region "$region" --runtime "$runtime" --source "$source_dir"

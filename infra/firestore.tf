@@ -17,6 +17,10 @@ locals {
   ttl_fields = {
     tokens         = "expiresAt" # access and refresh tokens, authorization codes
     signInAttempts = "expiresAt" # sign-in throttling windows
+    requestSync    = "expiresAt" # Request Sync coalescing ledgers of users who stopped changing devices
+    reportQueue    = "expireAt"  # Report State work left behind
+    announced      = "expireAt"  # event ids of notifications already announced (never twice)
+    followUps      = "expiresAt" # pending EXECUTE follow-ups (their tokens expire after 5 minutes)
   }
 }
 

@@ -1,8 +1,9 @@
 # The five Cloud Functions (2nd gen), all from one source archive; main.py names their entry points.
 
 locals {
-  # Every setting the code reads (functions/config.py and the adapters); tests/infra checks none is missing.
-  function_environment = {
+  # Every setting the code reads (functions/config.py and the adapters) is set here; tests/infra checks that none is
+  # missing. ACCOUNT_LINKING_SESSION_KEY comes from Secret Manager (secret_environment_variables below).
+  base_environment = {
     GOOGLE_CLOUD_PROJECT         = var.project_id
     FIRESTORE_DATABASE           = var.firestore_database
     STATE_TOPIC                  = var.state_topic
@@ -12,8 +13,14 @@ locals {
     LOG_EXECUTION_ID             = "true"
   }
 
-  # Event functions retry HomeGraph calls with backoff before failing; Pub/Sub's ack deadline follows this.
-  event_function_timeout_seconds = 120
+  # The code's own defaults, stated so a deployment says what it runs with; override with var.function_settings.
+  tunable_settings = yamldecode(file("${path.module}/function-settings.yaml"))
+
+  function_environment = merge(local.base_environment, local.tunable_settings, var.function_settings)
+
+  # Event functions coalesce and retry HomeGraph calls before failing (REQUEST_SYNC_OWNER_BUDGET_S and
+  # REPORT_WAIT_BUDGET_S stay under this); Pub/Sub's ack deadline follows it.
+  event_function_timeout_seconds = 300
 
   build_service_account = google_service_account.build.id
 

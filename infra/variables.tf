@@ -74,6 +74,12 @@ variable "token_cache_seconds" {
   default     = 10
 }
 
+variable "function_settings" {
+  description = "Overrides of the functions' tunable settings (infra/function-settings.yaml), e.g. { HOMEGRAPH_TIMEOUT_S = \"5\" }."
+  type        = map(string)
+  default     = {}
+}
+
 variable "python_runtime" {
   description = "Cloud Functions runtime; the project is tested on Python 3.11."
   type        = string

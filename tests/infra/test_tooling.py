@@ -1,0 +1,306 @@
+"""The deployment's own checks: terraform fmt, checkov, shellcheck, the deploy script's dry run, and the source
+archive holding every entry point and nothing of the developer tools."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra import facts
+from tests.infra.test_terraform import EVENT_TRIGGERS, functions_by_entry_point
+
+ROOT = facts.ROOT
+CHECKOV_VERSION = "3.3.30"
+# Checkov lives in a venv of its own: it pins a fork of python-hcl2 that shares the `hcl2` module name with the one
+# these tests use. Built once per checkout (about 40 s), reused after.
+CHECKOV_VENV = ROOT / ".local-stack" / "tools" / f"checkov-{CHECKOV_VERSION}"
+TERRAFORM_ENV = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+
+
+def terraform_binary() -> str:
+    found = shutil.which("terraform")
+    if not found:
+        pytest.skip("terraform is not installed (not in Debian's archive); the HCL checks above still ran")
+    return found
+
+
+def test_terraform_is_formatted() -> None:
+    result = subprocess.run(
+        [terraform_binary(), "fmt", "-check", "-recursive", "-diff", "infra"],
+        cwd=ROOT,
+        env=TERRAFORM_ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"run `terraform fmt infra`:\n{result.stdout}{result.stderr}"
+
+
+def terraform_source_files(tmp_path: Path) -> list[str]:
+    """local.source_files, evaluated by Terraform itself (no provider is needed for it)."""
+    module = tmp_path / "source-module"
+    module.mkdir()
+    text = (facts.INFRA / "source_files.tf").read_text()
+    anchored = text.replace('abspath("${path.module}/..")', json.dumps(str(ROOT)))
+    assert anchored != text, "source_files.tf no longer finds the repository as path.module/.."
+    (module / "main.tf").write_text(anchored + '\noutput "files" {\n  value = local.source_files\n}\n')
+    for command in (["init", "-input=false", "-no-color"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
+        done = subprocess.run(
+            [terraform_binary(), *command], cwd=module, env=TERRAFORM_ENV, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    output = subprocess.run(
+        [terraform_binary(), "output", "-json", "files"], cwd=module, env=TERRAFORM_ENV, capture_output=True, text=True
+    )
+    files: list[str] = json.loads(output.stdout)
+    return files
+
+
+def test_the_source_archive_holds_every_entry_point_and_no_developer_tool(tmp_path: Path) -> None:
+    files = terraform_source_files(tmp_path)
+    assert {"main.py", "requirements.txt", "functions/config.py"} <= set(files)
+    assert not [f for f in files if "devtools" in f or f.startswith("functions/cli") or f.endswith(".pyc")], files
+    listed = subprocess.run(
+        ["bash", "infra/deploy.sh", "--list-source"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed == files, "infra/deploy.sh uploads other files than Terraform"
+
+    deployed = tmp_path / "deployed"
+    for name in files:
+        (deployed / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, deployed / name)
+    targets = [e.name for e in facts.entry_points()]
+    # Imports every entry point from the archive's files alone, as Cloud Functions would.
+    probe = (
+        "import sys, functions_framework\n"
+        "for target in sys.argv[1:]:\n"
+        "    functions_framework.create_app(target=target, source='main.py')\n"
+        "here = sys.path[0] or '.'\n"
+        "import os\n"
+        "def origin(m): return os.path.abspath(getattr(m, '__file__', None) or here)\n"
+        "outside = sorted(n for n, m in sys.modules.items() if n.split('.')[0] == 'functions'\n"
+        "                 and not origin(m).startswith(os.path.abspath(here)))\n"
+        "assert not outside, outside\n"
+        "assert not [n for n in sys.modules if n.startswith('functions.devtools')]\n"
+        "print('ok', len(sys.argv) - 1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["GOOGLE_CLOUD_PROJECT"] = "demo-archive-check"
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *targets], cwd=deployed, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"ok {len(targets)}"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def checkov() -> Path:
+    binary = CHECKOV_VENV / "bin" / "checkov"
+    with locked(CHECKOV_VENV.parent / f"{CHECKOV_VENV.name}.lock"):
+        if not binary.exists():
+            building = CHECKOV_VENV.with_name(CHECKOV_VENV.name + ".building")
+            shutil.rmtree(building, ignore_errors=True)
+            venv.create(building, with_pip=True)
+            install = subprocess.run(
+                [
+                    str(building / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    f"checkov=={CHECKOV_VERSION}",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert install.returncode == 0, f"installing checkov failed:\n{install.stderr[-3000:]}"
+            building.rename(CHECKOV_VENV)
+            # The scripts name the interpreter of the directory they were built in.
+            for script in (CHECKOV_VENV / "bin").iterdir():
+                if script.is_file() and not script.is_symlink():
+                    with contextlib.suppress(UnicodeDecodeError):
+                        text = script.read_text()
+                        if str(building) in text:
+                            script.write_text(text.replace(str(building), str(CHECKOV_VENV)))
+    return binary
+
+
+def test_checkov_finds_nothing_unjustified() -> None:
+    result = subprocess.run(
+        [str(checkov()), "-d", "infra", "--framework", "terraform", "--skip-download", "--output", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"},  # no call to PyPI for a newer checkov
+    )
+    report: Any = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0, report["results"].get("parsing_errors")
+    assert summary["passed"] >= 20, summary  # it did look at the resources
+    # Without a Prisma Cloud key checkov reports no severities: every finding counts, and a check may only be
+    # skipped in place with its reason (#checkov:skip=ID:reason).
+    failed = [(c["check_id"], c["resource"], c["check_name"]) for c in report["results"]["failed_checks"]]
+    assert not failed, failed
+    for skipped in report["results"]["skipped_checks"]:
+        reason = (skipped.get("check_result") or {}).get("suppress_comment", "")
+        assert len(reason) > 20, f"{skipped['check_id']} on {skipped['resource']} skipped without a reason"
+
+
+def shell_scripts() -> list[Path]:
+    skip = {".venv", ".local-stack", ".git", "node_modules"}
+    scripts = [p for p in ROOT.rglob("*.sh") if not skip & set(p.relative_to(ROOT).parts)]
+    scripts += [p for p in (ROOT / ".ci").glob("*") if p.is_file() and p.read_text().startswith("#!/usr/bin/env bash")]
+    return sorted(scripts)
+
+
+def test_shell_scripts_parse_and_pass_shellcheck() -> None:
+    scripts = shell_scripts()
+    assert ROOT / "infra" / "deploy.sh" in scripts
+    for script in scripts:
+        parsed = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert parsed.returncode == 0, f"{script}: {parsed.stderr}"
+    shellcheck = shutil.which("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed (Debian package shellcheck; functions/devtools/setup.sh installs it)")
+    result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def dry_run(tmp_path: Path, *extra: str) -> str:
+    """infra/deploy.sh --dry-run with a gcloud on PATH that records any call."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "gcloud-calls"
+    (fake / "gcloud").write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\nexit 1\n')
+    (fake / "gcloud").chmod(0o755)
+    result = subprocess.run(
+        ["bash", "infra/deploy.sh", "--dry-run", *extra, "demo-deploy-check"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not calls.exists(), f"a dry run called gcloud: {calls.read_text()}"
+    return result.stdout
+
+
+def gcloud_commands(output: str, *prefix: str) -> list[list[str]]:
+    commands = []
+    for line in output.splitlines():
+        if line.startswith("gcloud "):
+            words = shlex.split(line)
+            if words[1 : 1 + len(prefix)] == list(prefix):
+                commands.append(words)
+    return commands
+
+
+def flags(words: list[str]) -> dict[str, list[str]]:
+    """--flag value pairs (and bare --flags, with an empty value)."""
+    found: dict[str, list[str]] = {}
+    for index, word in enumerate(words):
+        if word.startswith("--"):
+            value = words[index + 1] if index + 1 < len(words) and not words[index + 1].startswith("--") else ""
+            found.setdefault(word, []).append(value)
+    return found
+
+
+def test_the_deploy_script_dry_run_deploys_what_terraform_does(tmp_path: Path) -> None:
+    output = dry_run(tmp_path)
+    parsed = subprocess.run(["bash", "-n"], input=output, capture_output=True, text=True)
+    assert parsed.returncode == 0, f"the dry run's output is not a script: {parsed.stderr}"
+    assert not re.search(r"\b[0-9a-f]{32,}\b", output), "a dry run prints no generated secret"
+
+    deploys = {words[3]: flags(words) for words in gcloud_commands(output, "functions", "deploy")}
+    terraform = functions_by_entry_point()
+    assert len(deploys) == len(terraform)
+    for entry_point, (_, body) in terraform.items():
+        name = body["name"]
+        assert name in deploys, f"deploy.sh does not deploy {name}"
+        deploy = deploys[name]
+        assert deploy["--entry-point"] == [entry_point]
+        assert deploy["--service-account"] == ["smart-home-runtime@demo-deploy-check.iam.gserviceaccount.com"]
+        trigger = EVENT_TRIGGERS.get(entry_point, {"kind": "http"})
+        if trigger["kind"] == "http":
+            assert {"--trigger-http", "--allow-unauthenticated"} <= deploy.keys(), name
+            assert deploy["--ingress-settings"] == ["all"], name
+            continue
+        assert "--no-allow-unauthenticated" in deploy, name
+        assert deploy["--ingress-settings"] == ["internal-only"], name
+        invokers = [w for w in gcloud_commands(output, "functions", "add-invoker-policy-binding") if w[3] == name]
+        assert invokers
+        assert flags(invokers[0])["--member"] == [
+            "serviceAccount:smart-home-trigger@demo-deploy-check.iam.gserviceaccount.com"
+        ]
+        if trigger["kind"] == "firestore":
+            assert set(deploy["--trigger-event-filters"]) == {f"type={facts_firestore_event()}", "database=(default)"}
+            assert deploy["--trigger-event-filters-path-pattern"] == [f"document={trigger['document']}"]
+            assert deploy["--trigger-location"] == ["nam5"]
+            assert "--retry" in deploy
+        else:
+            assert "--trigger-http" in deploy
+            subscription = flags(gcloud_commands(output, "pubsub", "subscriptions", "create")[0])
+            assert subscription["--topic"] == ["device-state"]
+            assert subscription["--push-endpoint"] == ["${REPORT_STATE_URL}"]
+            assert subscription["--dead-letter-topic"] == ["device-state-dead-letter"]
+            assert subscription["--min-retry-delay"]
+            assert subscription["--max-retry-delay"]
+
+
+def facts_firestore_event() -> str:
+    from tests.infra.test_terraform import FIRESTORE_WRITTEN
+
+    return FIRESTORE_WRITTEN
+
+
+def test_the_deploy_script_sets_the_same_settings_secrets_and_ttl_policies(tmp_path: Path) -> None:
+    import yaml
+
+    output = dry_run(tmp_path)
+    heredoc = re.search(r"<<'YAML'\n(.*?)\nYAML\n", output, re.S)
+    assert heredoc
+    environment = yaml.safe_load(heredoc.group(1))
+    appended = re.search(r'^grep -v "\^#" (\S+) >> ', output, re.M)
+    assert appended
+    environment.update(yaml.safe_load(Path(shlex.split(appended.group(1))[0]).read_text()))
+    assert set(environment) == set(facts.environment_of("${local.function_environment}"))
+
+    terraform_secrets = {
+        body["name"]: {
+            s["key"] for s in facts.blocks(facts.block(body, "service_config") or {}, "secret_environment_variables")
+        }
+        for body in facts.resources("google_cloudfunctions2_function").values()
+    }
+    for words in gcloud_commands(output, "functions", "deploy"):
+        secrets = {value.split("=")[0] for value in flags(words).get("--set-secrets", [])}
+        assert secrets == terraform_secrets[words[3]], words[3]
+
+    ttl = {
+        (flags(words)["--collection-group"][0], words[5])
+        for words in gcloud_commands(output, "firestore", "fields", "ttls", "update")
+    }
+    assert ttl == set(facts.terraform()["locals"]["ttl_fields"].items())
