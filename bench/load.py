@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fulfillment import light
 from functions.devtools import emulators
 from functions.devtools.google import execute_request, execution, query_request
 
@@ -83,17 +84,6 @@ def drive(clients: int, duration_s: float, request: Callable[[int, random.Random
     for thread in threads:
         thread.join()
     return tally.summary(time.monotonic() - started)
-
-
-def light(index: int) -> dict[str, Any]:
-    return {
-        "id": f"light-{index}",
-        "type": "action.devices.types.LIGHT",
-        "traits": ["action.devices.traits.OnOff", "action.devices.traits.Brightness"],
-        "name": {"name": f"Light {index}"},
-        "willReportState": True,
-        "state": {"on": False, "brightness": 50},
-    }
 
 
 class Server:
