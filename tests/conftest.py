@@ -65,6 +65,21 @@ def homegraph_standin(homegraph_standin_server: Any, monkeypatch: pytest.MonkeyP
     return homegraph_standin_server
 
 
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[emulators.Emulator]:
+    """Google's Pub/Sub emulator on a free port, for the session; PUBSUB_EMULATOR_HOST points at it."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        emulator = emulators.start_pubsub(PROJECT, log_path=LOG_DIR / "pubsub.log")
+    except emulators.EmulatorUnavailable as missing:
+        pytest.skip(str(missing))
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.address
+    os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
+    yield emulator
+    os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+    emulator.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The secrets check reads what the whole session wrote, so it runs last."""
     last = [item for item in items if item.name == "test_no_secret_was_stored_or_logged"]
