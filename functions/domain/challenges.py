@@ -19,6 +19,7 @@ attempt is counted atomically before its PIN is checked, so concurrent guesses c
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import weakref
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from functions.domain.device import Device
     from functions.domain.requests import Execution
     from functions.domain.traits.base import Trait
+
+log = logging.getLogger(__name__)
 
 # Rule types.
 NONE = "none"
@@ -254,10 +257,6 @@ def is_locked(record: PinRecord, now_ms: int, lockout_ms: int) -> bool:
     return record.failures >= MAX_FAILED_ATTEMPTS and now_ms < record.last_attempt_ms + lockout_ms
 
 
-def lockout_ends_ms(record: PinRecord, lockout_ms: int) -> int | None:
-    return record.last_attempt_ms + lockout_ms if record.failures >= MAX_FAILED_ATTEMPTS else None
-
-
 class Challenges:
     """The fulfillment's ChallengeGate: raises ChallengeNeeded or CommandError unless the command may run."""
 
@@ -356,8 +355,12 @@ class Challenges:
         if right:
             self._pins.clear_failures(agent_user_id, device_id)
             return
+        # Never the PIN itself: who, which device, how many in a row.
+        where = {"agentUserId": agent_user_id, "deviceId": device_id, "failures": count}
         if count == MAX_FAILED_ATTEMPTS:
+            log.warning("wrong PIN: PIN attempts locked out", extra=where)
             raise CommandError(TOO_MANY_FAILED_ATTEMPTS, f"{MAX_FAILED_ATTEMPTS} wrong PINs in a row")
+        log.info("wrong PIN", extra=where)
         raise ChallengeNeeded(CHALLENGE_FAILED_PIN_NEEDED)
 
 
