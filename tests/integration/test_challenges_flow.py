@@ -287,7 +287,7 @@ def test_rules_set_with_the_cli_apply_at_once(alice: Google, firestore_db: Any) 
     # Rules for the lock that turn its default off.
     done = run_cli(
         "devices", "challenges", "--user", "alice", "--id", "front-door", "--file", "-",
-        stdin=json.dumps({"LockUnlock": []}),
+        stdin=json.dumps({"action.devices.commands.LockUnlock": []}),
     )  # fmt: skip
     assert done.code == 0, done.stderr
     assert challenge_of(result_of(alice, unlock())) == "SUCCESS"
