@@ -20,7 +20,11 @@ from functions.domain.errors import InvalidDevice
 
 # Modules that add sub-command groups of their own (users, clients, google, ...): each has
 # `register(groups: argparse._SubParsersAction) -> None`. Imported only when the parser is built.
-EXTENSION_MODULES: tuple[str, ...] = ("functions.cli_challenges", "functions.cli_linking")
+EXTENSION_MODULES: tuple[str, ...] = (
+    "functions.cli_challenges",
+    "functions.cli_linking",
+    "functions.devtools.google_cli",
+)
 
 
 class Refused(Exception):
