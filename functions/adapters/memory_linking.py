@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -44,7 +43,7 @@ class MemoryUsers:
         return found[0] if found else None
 
     def get(self, agent_user_id: str) -> Account | None:
-        return next((a for a, _ in self.accounts.values() if hmac.compare_digest(a.agent_user_id, agent_user_id)), None)
+        return next((account for account, _ in self.accounts.values() if account.agent_user_id == agent_user_id), None)
 
 
 class MemoryThrottle:

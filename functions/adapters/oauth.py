@@ -18,6 +18,7 @@ from authlib.oauth2 import OAuth2Error as OAuth2Error  # re-exported for the pag
 from authlib.oauth2.rfc6749 import (
     AuthorizationCodeMixin,
     ClientMixin,
+    InsecureTransportError,
     InvalidGrantError,
     InvalidRequestError,
     OAuth2Payload,
@@ -321,7 +322,10 @@ def token_response(service: AccountLinking, request: Request) -> OAuthReply:
     problem = _token_request_problem(request)
     if problem:
         return server.handle_error_response(None, InvalidRequestError(problem))  # type: ignore[no-any-return]
-    return server.create_token_response(request)  # type: ignore[no-any-return]
+    try:
+        return server.create_token_response(request)  # type: ignore[no-any-return]
+    except InsecureTransportError as error:  # raised before Authlib's own error handling starts
+        return server.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
 def _token_request_problem(request: Request) -> str | None:

@@ -99,7 +99,8 @@ class Browser:
         return _mac(self._key, "csrf", self._csrf)
 
     def csrf_valid(self, submitted: str | None) -> bool:
-        return not self._new_csrf and bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+        expected = self.csrf_token.encode()
+        return not self._new_csrf and bool(submitted) and hmac.compare_digest(expected, (submitted or "").encode())
 
     def signed_in_user(self) -> str | None:
         """The agentUserId of a valid, unexpired session cookie."""
@@ -107,7 +108,8 @@ class Browser:
             agent_user_id, expires, mac = self._session.rsplit(".", 2)
         except ValueError:
             return None
-        if not hmac.compare_digest(_mac(self._key, "session", f"{agent_user_id}.{expires}"), mac):
+        expected = _mac(self._key, "session", f"{agent_user_id}.{expires}")
+        if not hmac.compare_digest(expected.encode(), mac.encode()):
             return None
         if not expires.isdigit() or int(expires) < time.time():
             return None

@@ -229,7 +229,7 @@ def test_forms_without_a_valid_csrf_token_are_refused(
 ) -> None:
     browser.open(authorize_params())
     form = browser.page().form("sign_in")
-    for token in ("", "forged", form.fields["csrf_token"][:-2] + "AA"):
+    for token in ("", "forged", form.fields["csrf_token"][:-2] + "AA", "ünïcode"):
         data = {**form.fields, "csrf_token": token, "email": ada.email, "password": PASSWORD}
         response = browser.client.post(f"/{form.action}", data=data)
         assert response.status_code == 403
@@ -261,6 +261,15 @@ def test_consent_needs_a_session_and_a_csrf_token(browser: LinkingBrowser, ada: 
     assert response.status_code == 200
     assert "Location" not in response.headers
     assert stranger.page().form("sign_in")
+
+
+def test_a_forged_session_cookie_is_ignored(browser: LinkingBrowser, ada: Any) -> None:
+    import time
+
+    for value in (f"{ada.agent_user_id}.{int(time.time()) + 600}.forged", "ünïcode.1.2", "garbage"):
+        browser.client.set_cookie("linking_session", value)
+        browser.open(authorize_params())
+        assert browser.page().form("sign_in")
 
 
 def test_switching_accounts_signs_out(browser: LinkingBrowser, ada: Any) -> None:
@@ -379,6 +388,16 @@ def test_a_repeated_parameter_is_refused_without_redirect(browser: LinkingBrowse
     response = browser.open("response_type=code&client_id=google&state=a&state=b&redirect_uri=" + GOOGLE_REDIRECT)
     assert response.status_code == 400
     assert "Location" not in response.headers
+
+
+def test_behind_an_https_front_end_only(token_client: Any, google_client: Any) -> None:
+    """Cloud Run hands the function plain http and says https in X-Forwarded-Proto; Authlib refuses plain http
+    anywhere but the loopback."""
+    data = {"grant_type": "refresh_token", "refresh_token": "rt.YWRh.forged-refresh-token"}
+    public = "http://europe-west1-demo.cloudfunctions.net"
+    assert_oauth_error(token_client.post("/", data=data, headers=basic(), base_url=public), "insecure_transport")
+    forwarded = token_client.post("/", data=data, headers={**basic(), "X-Forwarded-Proto": "https"}, base_url=public)
+    assert_oauth_error(forwarded, "invalid_grant")
 
 
 def test_authorize_accepts_get_and_post_only(authorize_app: Any) -> None:

@@ -24,6 +24,16 @@ class Clock:
         self.now += int(seconds * 1000)
 
 
+@pytest.fixture(autouse=True)
+def quick_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters for these rule tests (the integration tests use the real ones)."""
+    from argon2 import PasswordHasher
+
+    from functions.adapters import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
