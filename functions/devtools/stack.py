@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from functions import config
 from functions.devtools import emulators
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("LOCAL_STACK_DIR") or ROOT / ".local-stack")
 STATE_FILE = STATE_DIR / "stack.json"
 SHOWN_DIR = STATE_DIR.relative_to(ROOT) if STATE_DIR.is_relative_to(ROOT) else STATE_DIR
-PROJECT = os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-smart-home")
+PROJECT = os.environ.get("GOOGLE_CLOUD_PROJECT", config.DEFAULT_PROJECT)
 HOST = "127.0.0.1"
 DEMO_EMAIL = "demo@example.com"
 DEMO_CLIENT_ID = "google"
