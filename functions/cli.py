@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from functions.domain import tokens
-from functions.domain.device import device_id_problem, new_device_document
+from functions.domain.device import device_id_problem, new_device_document, parse_device
 from functions.domain.errors import InvalidDevice
 
 # Modules that add sub-command groups of their own (users, clients, google, ...): each has
@@ -23,6 +23,7 @@ from functions.domain.errors import InvalidDevice
 EXTENSION_MODULES: tuple[str, ...] = (
     "functions.cli_challenges",
     "functions.cli_linking",
+    "functions.cli_homegraph",
     "functions.devtools.google_cli",
 )
 
@@ -117,6 +118,30 @@ def devices_rename(args: argparse.Namespace) -> int:
     return 0
 
 
+def devices_set_state(args: argparse.Namespace) -> int:
+    """Changes a device's state (and/or online) as a device cloud would: validated against its traits first."""
+    try:
+        changes = json.loads(args.state) if args.state is not None else {}
+    except ValueError as problem:
+        raise Refused(f"--state is not valid JSON: {problem}") from problem
+    if not isinstance(changes, dict) or (not changes and args.online is None):
+        raise Refused("give --state as a non-empty JSON object, or --online")
+    registry = _registry()
+    document = registry.get(args.user, args.id)
+    if document is None:
+        raise Refused(f"no device {args.id!r} for user {args.user!r}")
+    updated = {**document, "state": {**(document.get("state") or {}), **changes}}
+    if args.online is not None:
+        updated["online"] = args.online == "true"
+    try:
+        parse_device(args.id, updated)
+    except InvalidDevice as problem:
+        raise Refused(f"refused, nothing written: {problem}") from problem
+    registry.update(args.user, args.id, {"state": updated["state"], "online": updated.get("online", True)})
+    print(json.dumps({"updated": args.id, "state": updated["state"], "online": updated.get("online", True)}))
+    return 0
+
+
 def token_issue(args: argparse.Namespace) -> int:
     from functions.adapters.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
 
@@ -153,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("--id", required=True)
     rename.add_argument("--name", required=True)
     rename.set_defaults(run=devices_rename)
+    set_state = devices.add_parser("set-state", help="change a device's state (validated), as its device cloud would")
+    set_state.add_argument("--user", required=True)
+    set_state.add_argument("--id", required=True)
+    set_state.add_argument("--state", help="JSON object of state changes, e.g. '{\"on\": true}'")
+    set_state.add_argument("--online", choices=("true", "false"))
+    set_state.set_defaults(run=devices_set_state)
 
     token = groups.add_parser("token", help="access tokens").add_subparsers(dest="action", required=True)
     issue = token.add_parser("issue", help="issue an access token for a user; prints it alone on stdout")

@@ -20,10 +20,22 @@ LOG_DIR = Path(__file__).resolve().parents[1] / ".local-stack" / "test-logs"
 
 
 @pytest.fixture(scope="session")
-def firestore_emulator() -> Iterator[emulators.Emulator]:
+def local_eventarc() -> Iterator[Any]:
+    """Delivers the Firestore emulator's trigger events to functions (functions/devtools/eventarc.py)."""
+    from functions.devtools.eventarc import LocalEventarc
+
+    eventarc = LocalEventarc().start()
+    yield eventarc
+    eventarc.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(local_eventarc: Any) -> Iterator[emulators.Emulator]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     try:
-        emulator = emulators.start_firestore(PROJECT, log_path=LOG_DIR / "firestore.log")
+        emulator = emulators.start_firestore(
+            PROJECT, log_path=LOG_DIR / "firestore.log", functions_emulator=local_eventarc.address
+        )
     except emulators.EmulatorUnavailable as missing:
         pytest.skip(str(missing))
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.address

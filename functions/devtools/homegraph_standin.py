@@ -439,6 +439,14 @@ class StandIn:
             self._token_requests.clear()
             self._issued_tokens.clear()
 
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Waits until no call is being answered and no SYNC/QUERY round runs; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._in_flight and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+        return self.wait_background(max(0.0, deadline - time.monotonic())) and not self._in_flight
+
     def wait_background(self, timeout_s: float) -> bool:
         """Waits for the SYNC/QUERY rounds started by async requestSyncs; False if some still run."""
         deadline = time.monotonic() + timeout_s
