@@ -40,10 +40,15 @@ def authorize(request: Request) -> Response:
     # Also bounds a body sent without Content-Length; lifted afterwards, as functions-framework drains the body.
     request.max_content_length = MAX_FORM_BYTES
     try:
-        from functions.adapters.firestore_linking import default_service, session_key
+        from functions.adapters.firestore_linking import SessionKeyMissing, default_service, session_key
         from functions.entrypoints.linking_pages import AuthorizePages
 
-        return AuthorizePages(request, default_service(), session_key()).respond()
+        try:
+            key = session_key()
+        except SessionKeyMissing as missing:
+            log.error("account linking is not configured: %s", missing)
+            return error_page(500, "Not available", "Account linking is not set up on this service yet.")
+        return AuthorizePages(request, default_service(), key).respond()
     except RequestEntityTooLarge:
         return error_page(413, "Form too large", "The submitted form is too large.")
     except STORAGE_UNAVAILABLE:

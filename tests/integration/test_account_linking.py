@@ -740,3 +740,14 @@ def test_nothing_secret_is_logged(
         assert secret.split(".")[-1] not in logged
     for secret in (PASSWORD, "wrong password 1", ada.email):
         assert secret not in logged
+
+
+def test_the_pages_refuse_to_run_without_a_session_key_in_production(
+    browser: LinkingBrowser, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")  # the client made already keeps talking to the emulator
+    monkeypatch.delenv("ACCOUNT_LINKING_SESSION_KEY", raising=False)
+    response = browser.open(authorize_params())
+    assert response.status_code == 500
+    assert "not set up" in browser.page().text
+    assert "ACCOUNT_LINKING_SESSION_KEY is not set" in caplog.text
