@@ -127,10 +127,16 @@ class FirestoreDeviceRegistry:
         return (snap.to_dict() or {}) if snap.exists else None
 
     def remove(self, agent_user_id: str, device_id: str) -> bool:
+        """Deletes the device and, in the same batch, its PIN (a PIN must not outlive its device)."""
+        from functions.adapters.firestore_challenges import DEVICE_PINS
+
         ref = self._devices(agent_user_id).document(device_id)
         if not ref.get().exists:
             return False
-        ref.delete()
+        batch = self._db.batch()
+        batch.delete(ref)
+        batch.delete(self._db.collection(USERS).document(agent_user_id).collection(DEVICE_PINS).document(device_id))
+        batch.commit()
         return True
 
     def update(self, agent_user_id: str, device_id: str, changes: dict[str, Any]) -> bool:
@@ -157,9 +163,7 @@ class FirestoreFulfillmentStore:
         devices: dict[str, StoredDevice | None] = {}
         for device_id, ref in zip(device_ids, refs, strict=True):
             snap = by_path.get(ref.path)
-            devices[device_id] = (
-                StoredDevice(snap.to_dict() or {}, snap.update_time) if snap and snap.exists else None
-            )
+            devices[device_id] = StoredDevice(snap.to_dict() or {}, snap.update_time) if snap and snap.exists else None
         token = None
         if token_ref is not None and token_hash:
             snap = by_path.get(token_ref.path)
@@ -192,9 +196,7 @@ class FirestoreFulfillmentStore:
     def disconnect(self, agent_user_id: str, now_ms: int) -> int:
         """Deletes every token of the user (all kinds), then marks the user unlinked."""
         revoked = 0
-        query = self._db.collection(TOKENS).where(
-            filter=firestore.FieldFilter("agentUserId", "==", agent_user_id)
-        )
+        query = self._db.collection(TOKENS).where(filter=firestore.FieldFilter("agentUserId", "==", agent_user_id))
         while True:
             refs = [snap.reference for snap in query.limit(BATCH_LIMIT).stream()]
             if not refs:
