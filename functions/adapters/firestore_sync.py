@@ -5,8 +5,10 @@
     users/{agentUserId}         linked (read: only linked == true gets calls), and on a 404 from HomeGraph:
                                 linked=false, unlinkedAt, unlinkReason="homegraph_not_found"
 
-Times ending in Us are Firestore commit times in microseconds since the epoch (exact in an int64); issuedAt is
-written as the commit time of the issuing write itself (SERVER_TIMESTAMP), which the write's result returns.
+Times ending in Us are Firestore commit times in microseconds since the epoch (exact in an int64). The issuing
+write stores issuedAt as SERVER_TIMESTAMP and hands the write's own commit time (its result's update_time) to the
+service, which stores that exact value with the call's result; the emulator's SERVER_TIMESTAMP is only close to it
+(milliseconds, taken before the commit), so coverage never relies on the stored placeholder.
 expiresAt lets a TTL policy remove the ledgers of users who stopped changing devices.
 """
 

@@ -188,8 +188,10 @@ def on_result(
         handled = max(handled, issued_at_us)
     elif outcome == NOT_FOUND:
         handled = max(handled, issued_at_us, ledger.latest_change_us + 1)
-    updated = replace(ledger, handled_before_us=handled, last_outcome=outcome)
     ours = ledger.lease_owner == owner
+    updated = replace(ledger, handled_before_us=handled, last_outcome=outcome)
+    if ours and ledger.issued_by == owner and issued_at_us:
+        updated = replace(updated, issued_at_us=issued_at_us)  # the exact commit time, as the store reported it
     if outcome == TRANSIENT:
         return (_release(updated) if ours else updated), Plan(DEFER)
     if outcome == NOT_FOUND:

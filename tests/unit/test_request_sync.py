@@ -140,11 +140,12 @@ def test_waking_with_nothing_pending_releases_and_unlinked_drops_everything() ->
 
 @pytest.mark.parametrize("outcome", [OK, BAD_REQUEST, FORBIDDEN])
 def test_a_finished_call_handles_what_was_committed_before_it(outcome: str) -> None:
-    issuing = Ledger(latest_change_us=100, issued_at_us=150, lease_owner="o", lease_until_ms=50_000)
+    issuing = Ledger(latest_change_us=100, issued_at_us=149, issued_by="o", lease_owner="o", lease_until_ms=50_000)
     written, plan = on_result(issuing, owner="o", issued_at_us=150, outcome=outcome, now_ms=1, settings=SETTINGS)
     assert plan == Plan(DONE)
     assert written is not None
     assert (written.handled_before_us, written.last_outcome, written.lease_owner) == (150, outcome, None)
+    assert written.issued_at_us == 150  # the exact commit time replaces the stored placeholder
 
 
 def test_changes_after_the_call_make_the_owner_continue_after_the_window() -> None:
