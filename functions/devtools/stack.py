@@ -213,6 +213,7 @@ def start_eventarc(stack: Stack) -> None:
 
     stack.eventarc = LocalEventarc(HOST, pick_port("eventarc")).start()
     stack.closers.append(stack.eventarc.stop)
+    stack.urls["local eventarc"] = f"http://{stack.eventarc.address}"
 
 
 def start_firestore(stack: Stack) -> None:
@@ -230,7 +231,6 @@ def start_firestore(stack: Stack) -> None:
 
 def start_pubsub(stack: Stack) -> None:
     """The Pub/Sub emulator with the state, commands and dead-letter topics (names as the functions read them)."""
-    from functions import config
     from functions.devtools import pubsub_local
 
     emulator = emulators.start_pubsub(PROJECT, HOST, pick_port("pubsub"), log_path=stack.log_path("pubsub-emulator"))
@@ -273,7 +273,6 @@ def connect_triggers(stack: Stack) -> None:
             retry=Retry(attempts=5, min_backoff_s=1.0, max_backoff_s=10.0),
         )
     if "report_state" in stack.urls and "PUBSUB_EMULATOR_HOST" in stack.env:
-        from functions import config
         from functions.devtools import pubsub_local
 
         subscription = pubsub_local.create_subscription(
