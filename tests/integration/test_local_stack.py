@@ -3,10 +3,12 @@ Firestore to the HomeGraph stand-in (Request Sync -> SYNC -> reported state), an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from functions.devtools import emulators
+from functions.devtools import emulators, stack
 from tests.schema_oracle import oracle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +108,11 @@ def test_the_stack_round_trip_and_clean_stop(tmp_path: Path) -> None:
             text=True,
         )
 
+    # The fulfillment's default port is taken (by us, or by whatever else holds it): the stack takes another.
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with contextlib.suppress(OSError):
+        taken.bind((stack.HOST, stack.DEFAULT_PORTS["fulfillment"]))
+        taken.listen()
     process = subprocess.Popen(
         [sys.executable, "-m", "functions.devtools.stack"],
         cwd=ROOT,
@@ -124,11 +131,12 @@ def test_the_stack_round_trip_and_clean_stop(tmp_path: Path) -> None:
         assert url, output
         assert user_match, output
         user = user_match.group(1)
+        assert not url.group(1).endswith(f":{stack.DEFAULT_PORTS['fulfillment']}"), "a taken port is not reused"
         started = children(process.pid)
         assert len(started) >= 7, "two emulators and five functions, each a process of its own"
-        stack = json.loads((tmp_path / "stack" / "stack.json").read_text())
-        standin = stack["urls"]["homegraph stand-in"]
-        cli_env = {**env, **stack["env"]}
+        recorded = json.loads((tmp_path / "stack" / "stack.json").read_text())
+        standin = recorded["urls"]["homegraph stand-in"]
+        cli_env = {**env, **recorded["env"]}
 
         # Google's SYNC with the printed token.
         body = post(url.group(1), {"requestId": "r1", "inputs": [{"intent": "action.devices.SYNC"}]}, token.group(1))
@@ -190,6 +198,7 @@ def test_the_stack_round_trip_and_clean_stop(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=90)
+        taken.close()
     assert "Stopped." in rest
     assert not (tmp_path / "stack" / "stack.json").exists()
     leftovers = [pid for pid in started if alive(pid)]
