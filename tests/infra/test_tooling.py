@@ -193,7 +193,7 @@ def test_shell_scripts_parse_and_pass_shellcheck() -> None:
 def dry_run(tmp_path: Path, *extra: str) -> str:
     """infra/deploy.sh --dry-run with a gcloud on PATH that records any call."""
     fake = tmp_path / "bin"
-    fake.mkdir()
+    fake.mkdir(parents=True)
     calls = tmp_path / "gcloud-calls"
     (fake / "gcloud").write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(calls))}\nexit 1\n')
     (fake / "gcloud").chmod(0o755)
@@ -304,3 +304,94 @@ def test_the_deploy_script_sets_the_same_settings_secrets_and_ttl_policies(tmp_p
         for words in gcloud_commands(output, "firestore", "fields", "ttls", "update")
     }
     assert ttl == set(facts.terraform()["locals"]["ttl_fields"].items())
+
+
+FAKE_GCLOUD = """#!{python}
+import json, os, sys
+argv = sys.argv[1:]
+record = {{"argv": argv}}
+def flag(name):
+    return argv[argv.index(name) + 1] if name in argv else None
+if argv[:2] == ["secrets", "versions"] and argv[2] == "add":
+    record["stdin_length"] = len(sys.stdin.read())
+if argv[:2] == ["functions", "deploy"]:
+    source = flag("--source")
+    record["source_files"] = sorted(
+        os.path.relpath(os.path.join(d, f), source) for d, _, files in os.walk(source) for f in files
+    )
+    record["env_file"] = open(flag("--env-vars-file")).read()
+with open({calls!r}, "a") as log:
+    log.write(json.dumps(record) + "\\n")
+if argv[-2:] == ["--format", "value(projectNumber)"]:
+    print("123456789")
+elif argv[:2] == ["functions", "describe"] and "value(serviceConfig.uri)" in argv:
+    print("https://report-state-abc-uc.a.run.app")
+elif argv[:2] == ["functions", "describe"]:
+    print("https://example.cloudfunctions.net/" + argv[2])
+elif "describe" in argv:
+    sys.exit(1)  # nothing exists yet
+"""
+
+
+def test_the_deploy_script_runs_what_its_dry_run_prints(tmp_path: Path) -> None:
+    """A real run against a recording gcloud: the same commands as the dry run, the right files uploaded, the
+    settings in the env file, generated secrets piped (never printed), and its temporary files removed."""
+    import yaml
+
+    expected = []
+    for line in dry_run(tmp_path / "dry").splitlines():
+        captured = re.fullmatch(r"[A-Z_]+=\$\((gcloud .*)\)", line)
+        piped = line.rpartition("| ")[2] if "| gcloud " in line else None
+        command = captured.group(1) if captured else piped or (line if line.startswith("gcloud ") else None)
+        if command:
+            expected.append(shlex.split(command))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "calls.jsonl"
+    (fake / "gcloud").write_text(FAKE_GCLOUD.format(python=sys.executable, calls=str(calls)))
+    (fake / "gcloud").chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    result = subprocess.run(
+        ["bash", "infra/deploy.sh", "demo-deploy-check"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in calls.read_text().splitlines()]
+    # Less the look-ups a real run makes to keep what exists (describe without --format, secret versions).
+    ran = [
+        ["gcloud", *r["argv"]]
+        for r in records
+        if ("describe" not in r["argv"] or "--format" in r["argv"]) and r["argv"][:3] != ["secrets", "versions", "list"]
+    ]
+    placeholders = {
+        "${PROJECT_NUMBER}": "123456789",
+        "${REPORT_STATE_URL}": "https://report-state-abc-uc.a.run.app",
+    }
+
+    def normalized(words: list[str]) -> list[str]:
+        out = []
+        for word in words:
+            for placeholder, value in placeholders.items():
+                word = word.replace(placeholder, value)
+            out.append("<dir>" if word.startswith(("/", "${SOURCE_DIR}", "${ENV_FILE}")) else word)
+        return out
+
+    assert [normalized(w) for w in ran] == [normalized(w) for w in expected]
+
+    listed = subprocess.run(
+        ["bash", "infra/deploy.sh", "--list-source"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    terraform_keys = set(facts.environment_of("${local.function_environment}"))
+    deploys = [r for r in records if r["argv"][:2] == ["functions", "deploy"]]
+    assert len(deploys) == len(functions_by_entry_point())
+    for record in deploys:
+        assert record["source_files"] == listed, record["argv"][2]
+        assert set(yaml.safe_load(record["env_file"])) == terraform_keys
+    secrets = [r for r in records if r["argv"][:3] == ["secrets", "versions", "add"]]
+    assert [r["stdin_length"] for r in secrets] == [64, 64]
+    assert not re.search(r"\b[0-9a-f]{64}\b", result.stdout + result.stderr)
+    assert list(scratch.iterdir()) == [], "deploy.sh left its temporary files"
