@@ -98,6 +98,21 @@ run() {
   fi
 }
 
+# grant CMD...: an IAM binding, retried for a while: a service account just created takes moments to be known.
+grant() {
+  if [ "$dry_run" = 1 ]; then
+    run "$@"
+    return
+  fi
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$@" >/dev/null && return 0
+    echo "deploy.sh: retrying in $((attempt * 5)) s" >&2
+    sleep $((attempt * 5))
+  done
+  "$@" >/dev/null
+}
+
 # ensure "WHAT" DESCRIBE-CMD... -- CREATE-CMD...: creates WHAT unless describing it succeeds.
 ensure() {
   local what=$1
@@ -186,21 +201,21 @@ new_secret "$session_key_secret"
 new_secret "$client_secret_secret"
 
 echo "# IAM: least privilege"
-run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$runtime_sa" \
+grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$runtime_sa" \
   --role roles/datastore.user --condition \
   "title=smart-home-database-only,expression=resource.name == \"projects/$project/databases/$database\""
 for topic in "$state_topic" "$commands_topic"; do
-  run gcloud pubsub topics add-iam-policy-binding "$topic" --project "$project" \
+  grant gcloud pubsub topics add-iam-policy-binding "$topic" --project "$project" \
     --member "serviceAccount:$runtime_sa" --role roles/pubsub.publisher
 done
-run gcloud secrets add-iam-policy-binding "$session_key_secret" --project "$project" \
+grant gcloud secrets add-iam-policy-binding "$session_key_secret" --project "$project" \
   --member "serviceAccount:$runtime_sa" --role roles/secretmanager.secretAccessor
-run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$trigger_sa" \
+grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$trigger_sa" \
   --role roles/eventarc.eventReceiver --condition None
-run gcloud iam service-accounts add-iam-policy-binding "$trigger_sa" --project "$project" \
+grant gcloud iam service-accounts add-iam-policy-binding "$trigger_sa" --project "$project" \
   --member "serviceAccount:$pubsub_agent" --role roles/iam.serviceAccountTokenCreator
 for role in roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer; do
-  run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$build_sa" --role "$role" \
+  grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$build_sa" --role "$role" \
     --condition None
 done
 
@@ -262,7 +277,7 @@ echo "# Pub/Sub, private: our own push subscription (retries, dead-letter topic)
 run gcloud functions deploy report-state "${common[@]}" --entry-point report_state --trigger-http \
   --no-allow-unauthenticated --ingress-settings internal-only --memory 256Mi --timeout "${event_timeout}s"
 for name in sync-on-device-change report-state; do
-  run gcloud functions add-invoker-policy-binding "$name" --project "$project" --region "$region" \
+  grant gcloud functions add-invoker-policy-binding "$name" --project "$project" --region "$region" \
     --member "serviceAccount:$trigger_sa"
 done
 capture report_state_url REPORT_STATE_URL gcloud functions describe report-state --project "$project" --region "$region" \
@@ -276,9 +291,9 @@ else
   run gcloud pubsub subscriptions create "$subscription" --project "$project" --topic "$state_topic" \
     "${delivery[@]}" --expiration-period never --message-retention-duration 1d
 fi
-run gcloud pubsub topics add-iam-policy-binding "$dead_letter_topic" --project "$project" \
+grant gcloud pubsub topics add-iam-policy-binding "$dead_letter_topic" --project "$project" \
   --member "serviceAccount:$pubsub_agent" --role roles/pubsub.publisher
-run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project "$project" \
+grant gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project "$project" \
   --member "serviceAccount:$pubsub_agent" --role roles/pubsub.subscriber
 ensure "subscription $dead_letter_topic" gcloud pubsub subscriptions describe "$dead_letter_topic" --project "$project" -- \
   gcloud pubsub subscriptions create "$dead_letter_topic" --project "$project" --topic "$dead_letter_topic" \
