@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("fulfillment", "load")
+BENCHMARKS = ("fulfillment", "load", "request_sync")
 
 
 def main(argv: list[str]) -> int:

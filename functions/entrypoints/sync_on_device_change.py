@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 import time
 from typing import Any
 
@@ -30,11 +31,15 @@ log = logging.getLogger(__name__)
 
 _RFC3339 = re.compile(r"^(?P<whole>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$")
 _service: RequestSyncService | None = None
+_service_lock = threading.Lock()
 
 
 def service() -> RequestSyncService:
+    """One per instance, built on the first event (concurrent first events share it)."""
     global _service
-    if _service is None:
+    with _service_lock:
+        if _service is not None:
+            return _service
         from functions.adapters.firestore_sync import FirestoreSyncLedger
         from functions.adapters.homegraph import default_client
 
@@ -46,7 +51,7 @@ def service() -> RequestSyncService:
             call_budget_s=homegraph.retry.worst_case_s(homegraph.timeout_s),
         )
         _service = RequestSyncService(FirestoreSyncLedger(), homegraph, settings)
-    return _service
+        return _service
 
 
 def event_time_us(value: Any) -> tuple[int, bool] | None:
