@@ -4,8 +4,8 @@ Layout (all per user, beside the device documents; none of it is ever sent to Go
     users/{u}                              linked, linkedAt, unlinkedAt; fullReportFor (epoch ms: the SYNC whose
                                            full report is queued or done), unlinkedBy ("homegraph-404")
     users/{u}/devices/{d}                  the device; `state`, `online`, and reportSeq (our own state writes)
-    users/{u}/reported/{d}                 states (what HomeGraph holds), observedAt (ms of the last message
-                                           applied), reportedAt
+    users/{u}/reported/{d}                 states (what HomeGraph holds), reportedAt: written by flushes only
+    users/{u}/observed/{d}                 observedAt (ms of the last message applied): written by messages only
     users/{u}/reportQueue/{entryId}        deviceId (null: all devices), createdAt (ms), full, events, expireAt
     users/{u}/reportLease/current          owner, until (ms)
     users/{u}/announced/{id(eventId)}      eventId, at, expireAt: events announced (never twice)
@@ -32,9 +32,10 @@ from functions.domain import report_state as planning
 from functions.domain.followups import PendingCommand, backend_of
 from functions.domain.ports import DeviceDocument, StoredDevice
 from functions.domain.report_state import Event, QueueEntry
-from functions.domain.reporting import REPORT_SEQ, ApplyRead, ApplyWrite, Reported, UserRecord
+from functions.domain.reporting import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
 
 REPORTED = "reported"
+OBSERVED = "observed"
 QUEUE = "reportQueue"
 LEASE = "reportLease"
 LEASE_DOCUMENT = "current"
@@ -76,6 +77,8 @@ class FirestoreReportStore:
 
     def __init__(self, db: firestore.Client | None = None) -> None:
         self._db = db or client()
+        # The update time of each lease this process holds: renewing and releasing need no read.
+        self._held: dict[tuple[str, str], Any] = {}
 
     def _user(self, agent_user_id: str) -> Any:
         return self._db.collection(USERS).document(agent_user_id)
@@ -98,11 +101,11 @@ class FirestoreReportStore:
     ) -> ApplyRead:
         user_ref = self._user(agent_user_id)
         device_ref = self._in(agent_user_id, DEVICES, device_id)
-        reported_ref = self._in(agent_user_id, REPORTED, device_id)
+        observed_ref = self._in(agent_user_id, OBSERVED, device_id)
         entry_ref = self._in(agent_user_id, QUEUE, entry_id)
         event_refs = {event_id: self._announced(agent_user_id, event_id) for event_id in event_ids}
         pending_ref = self._in(agent_user_id, FOLLOW_UPS, command_id) if command_id else None
-        refs = [user_ref, device_ref, reported_ref, entry_ref, *event_refs.values()]
+        refs = [user_ref, device_ref, observed_ref, entry_ref, *event_refs.values()]
         if pending_ref is not None:
             refs.append(pending_ref)
         found = {snap.reference.path: snap for snap in self._db.get_all(refs)}
@@ -112,17 +115,16 @@ class FirestoreReportStore:
             return hit if hit is not None and hit.exists else None
 
         device_snap = snap(device_ref)
-        reported_snap = snap(reported_ref)
-        reported = Reported()
-        if reported_snap is not None:
-            data = reported_snap.to_dict() or {}
-            states = dict(data.get("states") or {})
-            reported = Reported(states, int(data.get("observedAt") or 0), reported_snap.update_time)
+        observed_snap = snap(observed_ref)
+        observed = Observed()
+        if observed_snap is not None:
+            observed_at = int((observed_snap.to_dict() or {}).get("observedAt") or 0)
+            observed = Observed(observed_at, observed_snap.update_time)
         pending_snap = snap(pending_ref) if pending_ref is not None else None
         return ApplyRead(
             user=_user_record(snap(user_ref)),
             device=StoredDevice(device_snap.to_dict() or {}, device_snap.update_time) if device_snap else None,
-            reported=reported,
+            observed=observed,
             entry_exists=snap(entry_ref) is not None,
             seen_events=frozenset(event_id for event_id, ref in event_refs.items() if snap(ref) is not None),
             pending=(
@@ -147,14 +149,14 @@ class FirestoreReportStore:
             )
             writes += 1
         if write.observed_at_ms is not None:
-            reported_ref = self._in(agent_user_id, REPORTED, write.device_id)
-            if write.reported_version is None:
-                batch.create(reported_ref, {"states": {}, "observedAt": write.observed_at_ms})
+            observed_ref = self._in(agent_user_id, OBSERVED, write.device_id)
+            if write.observed_version is None:
+                batch.create(observed_ref, {"observedAt": write.observed_at_ms})
             else:
                 batch.update(
-                    reported_ref,
+                    observed_ref,
                     {"observedAt": write.observed_at_ms},
-                    option=self._db.write_option(last_update_time=write.reported_version),
+                    option=self._db.write_option(last_update_time=write.observed_version),
                 )
             writes += 1
         if write.entry is not None:
@@ -199,26 +201,27 @@ class FirestoreReportStore:
         collection = self._user(agent_user_id).collection(QUEUE)
         return [QueueEntry.from_dict(snap.id, snap.to_dict() or {}) for snap in collection.limit(limit).stream()]
 
-    def views(
+    def flush_read(
         self, agent_user_id: str, device_ids: set[str] | None
-    ) -> dict[str, tuple[DeviceDocument | None, dict[str, Any]]]:
+    ) -> tuple[UserRecord | None, dict[str, tuple[DeviceDocument | None, dict[str, Any]]]]:
         user = self._user(agent_user_id)
         if device_ids is None:
             documents = {snap.id: snap.to_dict() or {} for snap in user.collection(DEVICES).stream()}
             reported = {snap.id: _states(snap) for snap in user.collection(REPORTED).stream()}
-            return {device_id: (document, reported.get(device_id, {})) for device_id, document in documents.items()}
+            views = {device_id: (document, reported.get(device_id, {})) for device_id, document in documents.items()}
+            return self.user(agent_user_id), views
         ordered = sorted(device_ids)
         device_refs = [user.collection(DEVICES).document(d) for d in ordered]
         reported_refs = [user.collection(REPORTED).document(d) for d in ordered]
-        found = {snap.reference.path: snap for snap in self._db.get_all(device_refs + reported_refs)} if ordered else {}
-        views: dict[str, tuple[DeviceDocument | None, dict[str, Any]]] = {}
+        found = {snap.reference.path: snap for snap in self._db.get_all([user, *device_refs, *reported_refs])}
+        found_views: dict[str, tuple[DeviceDocument | None, dict[str, Any]]] = {}
         for device_id, device_ref, reported_ref in zip(ordered, device_refs, reported_refs, strict=True):
             device = found.get(device_ref.path)
-            views[device_id] = (
+            found_views[device_id] = (
                 (device.to_dict() or {}) if device is not None and device.exists else None,
                 _states(found.get(reported_ref.path)),
             )
-        return views
+        return _user_record(found.get(user.path)), found_views
 
     # flushing
 
@@ -290,28 +293,51 @@ class FirestoreReportStore:
 
     def try_lease(self, agent_user_id: str, owner: str, now_ms: int, until_ms: int) -> int:
         ref = self._in(agent_user_id, LEASE, LEASE_DOCUMENT)
-        snap = ref.get()
         data = {"owner": owner, "until": until_ms}
+        held = self._held.get((agent_user_id, owner))
         try:
-            if not snap.exists:
-                ref.create(data)
-                return 0
-            current = snap.to_dict() or {}
-            holder_until = int(current.get("until") or 0)
-            if current.get("owner") != owner and holder_until > now_ms:
-                return holder_until
-            ref.update(data, option=self._db.write_option(last_update_time=snap.update_time))
+            if held is not None:  # renewing our own lease
+                result = ref.update(data, option=self._db.write_option(last_update_time=held))
+            else:
+                try:
+                    result = ref.create(data)  # released leases are deleted: usually there is none
+                except google_errors.AlreadyExists:
+                    snap = ref.get()
+                    current = snap.to_dict() or {}
+                    holder_until = int(current.get("until") or 0)
+                    if snap.exists and current.get("owner") != owner and holder_until > now_ms:
+                        return holder_until
+                    if not snap.exists:
+                        return now_ms + LEASE_RACE_MS
+                    result = ref.update(data, option=self._db.write_option(last_update_time=snap.update_time))
         except _CONFLICTS:
+            self._held.pop((agent_user_id, owner), None)
             return now_ms + LEASE_RACE_MS
+        if len(self._held) > 10_000:  # leases kept for a backoff are never released: forget the oldest
+            self._held.pop(next(iter(self._held)))
+        self._held[(agent_user_id, owner)] = result.update_time
         return 0
+
+    def peek(self, agent_user_id: str, entry_ids: Sequence[str], now_ms: int) -> tuple[set[str], int]:
+        lease_ref = self._in(agent_user_id, LEASE, LEASE_DOCUMENT)
+        entry_refs = {self._in(agent_user_id, QUEUE, entry_id).path: entry_id for entry_id in entry_ids}
+        refs = [lease_ref, *(self._db.document(path) for path in entry_refs)]
+        found = {snap.reference.path: snap for snap in self._db.get_all(refs)}
+        lease = found.get(lease_ref.path)
+        holder_until = int((lease.to_dict() or {}).get("until") or 0) if lease is not None and lease.exists else 0
+        queued = {
+            entry_id for path, entry_id in entry_refs.items() if found.get(path) is not None and found[path].exists
+        }
+        return queued, holder_until if holder_until > now_ms else 0
 
     def release_lease(self, agent_user_id: str, owner: str) -> None:
         ref = self._in(agent_user_id, LEASE, LEASE_DOCUMENT)
-        snap = ref.get()
-        if snap.exists and (snap.to_dict() or {}).get("owner") == owner:
-            # Taken over meanwhile (a conflict): then it is theirs now.
-            with contextlib.suppress(*_CONFLICTS):
-                ref.delete(option=self._db.write_option(last_update_time=snap.update_time))
+        held = self._held.pop((agent_user_id, owner), None)
+        if held is None:
+            return
+        # Taken over meanwhile (a conflict): then it is theirs now.
+        with contextlib.suppress(*_CONFLICTS):
+            ref.delete(option=self._db.write_option(last_update_time=held))
 
     # pending commands (the fulfillment's side)
 

@@ -16,7 +16,7 @@ from typing import Any
 from functions.domain.followups import PendingCommand, backend_of
 from functions.domain.ports import DeviceDocument, StoredDevice
 from functions.domain.report_state import Event, QueueEntry
-from functions.domain.reporting import REPORT_SEQ, ApplyRead, ApplyWrite, Reported, UserRecord
+from functions.domain.reporting import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
 
 
 class MemoryReportStore:
@@ -24,6 +24,7 @@ class MemoryReportStore:
         self.users: dict[str, dict[str, Any]] = {}
         self.devices: dict[tuple[str, str], dict[str, Any]] = {}
         self.reported: dict[tuple[str, str], dict[str, Any]] = {}
+        self.observed: dict[tuple[str, str], int] = {}
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
         self.announced: set[tuple[str, str]] = set()
         self.pending: dict[tuple[str, str], dict[str, Any]] = {}
@@ -76,7 +77,7 @@ class MemoryReportStore:
     ) -> ApplyRead:
         with self._lock:
             device = self.devices.get((agent_user_id, device_id))
-            reported = self.reported.get((agent_user_id, device_id))
+            observed = self.observed.get((agent_user_id, device_id))
             pending = self.pending.get((agent_user_id, command_id)) if command_id else None
             return ApplyRead(
                 user=self.user(agent_user_id),
@@ -85,14 +86,10 @@ class MemoryReportStore:
                     if device is not None
                     else None
                 ),
-                reported=(
-                    Reported(
-                        copy.deepcopy(reported.get("states") or {}),
-                        int(reported.get("observedAt") or 0),
-                        self._version(("reported", agent_user_id, device_id)),
-                    )
-                    if reported is not None
-                    else Reported()
+                observed=(
+                    Observed(observed, self._version(("observed", agent_user_id, device_id)))
+                    if observed is not None
+                    else Observed()
                 ),
                 entry_exists=(agent_user_id, entry_id) in self.entries,
                 seen_events=frozenset(e for e in event_ids if (agent_user_id, e) in self.announced),
@@ -107,10 +104,10 @@ class MemoryReportStore:
     def commit_apply(self, agent_user_id: str, write: ApplyWrite, now_ms: int) -> bool:
         with self._lock:
             device_key = ("device", agent_user_id, write.device_id)
-            reported_key = ("reported", agent_user_id, write.device_id)
+            observed_key = ("observed", agent_user_id, write.device_id)
             if write.state is not None and self._version(device_key) != write.device_version:
                 return False
-            if write.observed_at_ms is not None and self._version(reported_key) != write.reported_version:
+            if write.observed_at_ms is not None and self._version(observed_key) != write.observed_version:
                 return False
             if write.entry is not None and (agent_user_id, write.entry.entry_id) in self.entries:
                 return False
@@ -129,9 +126,8 @@ class MemoryReportStore:
                 self._bump(device_key)
                 self.writes.append(device_key)
             if write.observed_at_ms is not None:
-                record = self.reported.setdefault((agent_user_id, write.device_id), {"states": {}})
-                record["observedAt"] = write.observed_at_ms
-                self._bump(reported_key)
+                self.observed[(agent_user_id, write.device_id)] = write.observed_at_ms
+                self._bump(observed_key)
             if write.entry is not None:
                 self.entries[(agent_user_id, write.entry.entry_id)] = copy.deepcopy(write.entry.to_dict())
                 self.writes.append(("entry", agent_user_id, write.entry.entry_id))
@@ -164,20 +160,21 @@ class MemoryReportStore:
             found = sorted((key[1], data) for key, data in self.entries.items() if key[0] == agent_user_id)
             return [QueueEntry.from_dict(entry_id, copy.deepcopy(data)) for entry_id, data in found[:limit]]
 
-    def views(
+    def flush_read(
         self, agent_user_id: str, device_ids: set[str] | None
-    ) -> dict[str, tuple[DeviceDocument | None, dict[str, Any]]]:
+    ) -> tuple[UserRecord | None, dict[str, tuple[DeviceDocument | None, dict[str, Any]]]]:
         with self._lock:
             ids = (
                 sorted(d for (u, d) in self.devices if u == agent_user_id) if device_ids is None else sorted(device_ids)
             )
-            return {
+            views: dict[str, tuple[DeviceDocument | None, dict[str, Any]]] = {
                 d: (
                     copy.deepcopy(self.devices.get((agent_user_id, d))),
                     copy.deepcopy(self.reported.get((agent_user_id, d), {}).get("states") or {}),
                 )
                 for d in ids
             }
+            return self.user(agent_user_id), views
 
     def commit_flush(
         self,
@@ -225,6 +222,12 @@ class MemoryReportStore:
                 return int(current["until"])
             self.leases[agent_user_id] = {"owner": owner, "until": until_ms}
             return 0
+
+    def peek(self, agent_user_id: str, entry_ids: Sequence[str], now_ms: int) -> tuple[set[str], int]:
+        with self._lock:
+            lease = self.leases.get(agent_user_id)
+            until = int(lease["until"]) if lease is not None and lease["until"] > now_ms else 0
+            return {e for e in entry_ids if (agent_user_id, e) in self.entries}, until
 
     def release_lease(self, agent_user_id: str, owner: str) -> None:
         with self._lock:

@@ -277,8 +277,10 @@ def state_changes(
     after = device.with_state(states)
     if online is not None:
         after = Device(after.id, after.definition, after.state, online)
-    before_problems = set(_state_problems(device))
-    problems = [p for p in _state_problems(after) if p not in before_problems]
+    problems = _state_problems(after)
+    if problems:
+        before_problems = set(_state_problems(device))
+        problems = [p for p in problems if p not in before_problems]
     return after, ignored, problems
 
 

@@ -10,10 +10,11 @@ Each of them queues an entry for the user (users/{agentUserId}/reportQueue/{entr
 as the change itself, and then makes sure the entry reaches HomeGraph (`ensure_reported`).
 
 Deduplication and order. What HomeGraph was last told is kept per device, outside the device document
-(users/{u}/reported/{deviceId}: `states`, and the `observedAt` of the last message applied): a flush sends only the
-traits whose state differs from it, so a sensor repeating its value costs no call, and our own state writes
-(which fire the device-document trigger too) cost none either; they are marked by `reportSeq` so the trigger does
-not even queue them. A message observed before the last one applied to its device is not applied.
+(users/{u}/reported/{deviceId}, written by flushes only): a flush sends only the traits whose state differs from
+it, so a sensor repeating its value costs no call, and our own state writes (which fire the device-document trigger
+too) cost none either; they are marked by `reportSeq` so the trigger does not even queue them. A message observed
+before the last one applied to its device (users/{u}/observed/{deviceId}, written by messages only) is not
+applied. Keeping the two apart means that applying messages and flushing never contend for a document.
 
 Coalescing, across function instances. One invocation at a time flushes a user's queue: the holder of the user's
 lease (users/{u}/reportLease/current, taken with a compare-and-set write, `lease_ms` long). The flusher waits
@@ -108,8 +109,9 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
-class Reported:
-    states: dict[str, Any] = field(default_factory=dict)
+class Observed:
+    """When the last message applied to a device was observed."""
+
     observed_at_ms: int = 0
     version: Any = None  # None: no document yet
 
@@ -120,7 +122,7 @@ class ApplyRead:
 
     user: UserRecord | None
     device: StoredDevice | None
-    reported: Reported
+    observed: Observed
     entry_exists: bool
     seen_events: frozenset[str] = frozenset()
     pending: PendingCommand | None = None
@@ -136,8 +138,8 @@ class ApplyWrite:
     state: dict[str, Any] | None = None  # the device's new state (None: the device document is not written)
     online: bool | None = None
     report_seq: int = 0
-    reported_version: Any = None
-    observed_at_ms: int | None = None  # None: the reported document is not written
+    observed_version: Any = None
+    observed_at_ms: int | None = None  # None: the observed document is not written
     entry: QueueEntry | None = None  # created (fails if it exists)
     seen_events: tuple[str, ...] = ()  # event ids recorded as announced (created; fail if they exist)
     completed_command: tuple[str, Any, str] | None = None  # (commandId, version read, entry id)
@@ -163,10 +165,11 @@ class ReportStore(Protocol):
 
     def queue(self, agent_user_id: str, limit: int) -> list[QueueEntry]: ...
 
-    def views(
+    def flush_read(
         self, agent_user_id: str, device_ids: set[str] | None
-    ) -> dict[str, tuple[DeviceDocument | None, dict[str, Any]]]:
-        """Device documents (None if gone) and their last reported states; all of the user's for None."""
+    ) -> tuple[UserRecord | None, dict[str, tuple[DeviceDocument | None, dict[str, Any]]]]:
+        """The user, and device documents (None if gone) with their last reported states (all of the user's
+        devices for None), read together."""
         ...
 
     def commit_flush(
@@ -192,31 +195,41 @@ class ReportStore(Protocol):
         """0 if `owner` now holds the user's lease until `until_ms`, else when the current holder's expires."""
         ...
 
+    def peek(self, agent_user_id: str, entry_ids: Sequence[str], now_ms: int) -> tuple[set[str], int]:
+        """(which of the entries are still queued, when the user's live lease expires or 0 if there is none)."""
+        ...
+
     def release_lease(self, agent_user_id: str, owner: str) -> None: ...
 
 
-@dataclass
 class _Slot:
-    leader: bool = False
-    covered: dict[str, float] = field(default_factory=dict)
-
-
-class _Local:
-    """Per-process coordination: one invocation per user deals with the lease; the others wait here."""
+    """One user's coordination within this process."""
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
-        self.slots: dict[str, _Slot] = {}
+        self.leader = False
+        self.covered: dict[str, float] = {}  # entry ids known to be reported (monotonic time noted)
+        # Entry ids of invocations waiting here -> (when the entry was queued, when the wait began; instance clock).
+        self.waiting: dict[str, tuple[int, int]] = {}
+
+    def add_covered(self, entry_ids: set[str], now: float) -> None:
+        for entry_id in entry_ids:
+            self.covered[entry_id] = now
+            self.waiting.pop(entry_id, None)
+        if len(self.covered) > 1000:
+            self.covered = {k: t for k, t in self.covered.items() if now - t < COVERED_MEMORY_S}
+
+
+class _Local:
+    """Per-process coordination: one invocation per user deals with the lease and flushes; the others wait here."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
 
     def slot(self, agent_user_id: str) -> _Slot:
-        return self.slots.setdefault(agent_user_id, _Slot())
-
-    def add_covered(self, agent_user_id: str, entry_ids: set[str], now: float) -> None:
-        slot = self.slot(agent_user_id)
-        for entry_id in entry_ids:
-            slot.covered[entry_id] = now
-        if len(slot.covered) > 1000:
-            slot.covered = {k: t for k, t in slot.covered.items() if now - t < COVERED_MEMORY_S}
+        with self._lock:
+            return self._slots.setdefault(agent_user_id, _Slot())
 
 
 def _now_ms() -> int:
@@ -232,6 +245,9 @@ class _FlushResult:
     covered: set[str]
     transient: Transient | None = None
     calls: int = 0
+    seen: set[str] = field(default_factory=set)  # the entries the queue held when it was read
+    read_at_ms: int = 0
+    truncated: bool = False  # the queue held more than one read returns
 
 
 class Reporter:
@@ -259,12 +275,15 @@ class Reporter:
 
     def handle(self, message: StateMessage, message_id: str, published_ms: int) -> str:
         """Applies a state message and reports it; raises InvalidMessage (acknowledge) or ReportDeferred (retry)."""
+        started = self._monotonic()
+        delivered_after_ms = self._clock_ms() - published_ms
         fields = {"agentUserId": message.agent_user_id, "deviceId": message.device_id, "messageId": message_id}
         if self._too_old(published_ms, fields):
             return TOO_OLD
         entry_id = planning.stable_id("message", message_id)
         runcycle_id = planning.stable_id("runcycle", entry_id)
-        event_ids = [runcycle_id] + ([message.event_id] if message.event_id else [])
+        # A state change announces a finished run once: a redelivered message finds the state already changed.
+        event_ids = [message.event_id] if message.event_id else []
         for attempt in range(MAX_APPLY_ATTEMPTS):
             if attempt:
                 self._sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311 - jitter
@@ -278,7 +297,7 @@ class Reporter:
                 self._sleep(min((read.pending.due_ms - now) / 1000, self.settings.wait_budget_s))
                 continue
             device = self._stored_device(message.device_id, read.device, fields)
-            if message.observed_at_ms < read.reported.observed_at_ms:
+            if message.observed_at_ms < read.observed.observed_at_ms:
                 log.info("message observed before the last one applied: not applied", extra=fields)
                 outcome = STALE
                 break
@@ -309,7 +328,7 @@ class Reporter:
             wants_report = changed and device.will_report_state
             if linked and not read.entry_exists and (wants_report or events):
                 entry = QueueEntry(entry_id, message.device_id, now, events=tuple(events))
-            newer = message.observed_at_ms > read.reported.observed_at_ms
+            newer = message.observed_at_ms > read.observed.observed_at_ms
             if not (changed or newer or entry):
                 outcome = UNCHANGED
                 break
@@ -319,10 +338,10 @@ class Reporter:
                 state=dict(after.state) if changed else None,
                 online=after.online if after.online != device.online else None,
                 report_seq=self._report_seq(read.device) + 1,
-                reported_version=read.reported.version,
+                observed_version=read.observed.version,
                 observed_at_ms=message.observed_at_ms if newer else None,
                 entry=entry,
-                seen_events=tuple(e.event_id for e in events if e.kind == NOTIFICATION),
+                seen_events=tuple(e.event_id for e in events if e.event_id == message.event_id),
                 completed_command=completed,
             )
             if self._store.commit_apply(message.agent_user_id, write, now):
@@ -330,11 +349,17 @@ class Reporter:
                 break
         else:
             raise ReportDeferred("the device kept changing while the message was applied")
+        applied = self._monotonic()
         if read.entry_exists or entry is not None:
             created = entry.created_ms if entry is not None else self._clock_ms()
-            self.ensure_reported(message.agent_user_id, entry_id, created)
+            self.ensure_reported(message.agent_user_id, entry_id, created, queued=entry is not None)
             outcome = REPORTED
-        log.info("state message handled", extra={**fields, "outcome": outcome})
+        timing = {
+            "deliveredAfterMs": delivered_after_ms,
+            "applyMs": round((applied - started) * 1000),
+            "reportMs": round((self._monotonic() - applied) * 1000),
+        }
+        log.info("state message handled", extra={**fields, "outcome": outcome, **timing})
         return outcome
 
     def device_written(
@@ -362,6 +387,7 @@ class Reporter:
             return IGNORED
         entry_id = planning.stable_id("write", event_id)
         runcycle_id = planning.stable_id("runcycle", entry_id)
+        queued = False
         for _ in range(MAX_APPLY_ATTEMPTS):
             now = self._clock_ms()
             read = self._store.read_for_apply(agent_user_id, device_id, entry_id, [runcycle_id], None)
@@ -379,10 +405,11 @@ class Reporter:
             entry = QueueEntry(entry_id, device_id, now, events=tuple(events))
             write = ApplyWrite(device_id, entry=entry, seen_events=tuple(e.event_id for e in events))
             if self._store.commit_apply(agent_user_id, write, now):
+                queued = True
                 break
         else:
             raise ReportDeferred("could not queue the device change")
-        self.ensure_reported(agent_user_id, entry_id, self._clock_ms())
+        self.ensure_reported(agent_user_id, entry_id, self._clock_ms(), queued)
         log.info("device change reported", extra=fields)
         return REPORTED
 
@@ -404,6 +431,7 @@ class Reporter:
         if user.linked_at_ms > request.linked_at_ms:
             log.info("full report superseded by a later SYNC", extra=fields)
             return SUPERSEDED
+        queued = False
         if user.full_report_for_ms >= request.linked_at_ms:
             if not self._store.entry_exists(request.agent_user_id, entry_id):
                 return SUPERSEDED  # reported already (this is a redelivery)
@@ -411,69 +439,117 @@ class Reporter:
             entry = QueueEntry(entry_id, None, self._clock_ms(), full=True)
             if not self._store.queue_full_report(request.agent_user_id, entry, user):
                 raise ReportDeferred("the user changed while the full report was queued")
-        self.ensure_reported(request.agent_user_id, entry_id, self._clock_ms())
+            queued = True
+        self.ensure_reported(request.agent_user_id, entry_id, self._clock_ms(), queued)
         log.info("full report after SYNC", extra=fields)
         return REPORTED
 
     # Coordination
 
-    def ensure_reported(self, agent_user_id: str, entry_id: str, created_ms: int) -> None:
-        """Returns once the entry has been flushed (by this invocation or another); ReportDeferred otherwise."""
+    def ensure_reported(self, agent_user_id: str, entry_id: str, created_ms: int, queued: bool = False) -> None:
+        """Returns once the entry has been flushed (by this invocation or another); ReportDeferred otherwise.
+        `queued`: the caller has just queued the entry (no need to look whether it is still there)."""
         deadline = self._monotonic() + self.settings.wait_budget_s
-        local = self._local
+        slot = self._local.slot(agent_user_id)
         while True:
-            with local.changed:
-                slot = local.slot(agent_user_id)
-                while slot.leader:
-                    if entry_id in slot.covered:
-                        return
+            with slot.changed:
+                while slot.leader and entry_id not in slot.covered:
+                    slot.waiting.setdefault(entry_id, (created_ms, self._clock_ms()))
                     remaining = deadline - self._monotonic()
                     if remaining <= 0:
+                        slot.waiting.pop(entry_id, None)
                         raise ReportDeferred("waited too long for the user's report")
-                    local.changed.wait(min(remaining, self.settings.poll_ms / 1000))
+                    slot.changed.wait(remaining)
+                    queued = False  # others may have flushed meanwhile
+                slot.waiting.pop(entry_id, None)
                 if entry_id in slot.covered:
                     return
                 slot.leader = True
             covered: set[str] = set()
             try:
-                covered = self._lead(agent_user_id, entry_id, created_ms, deadline)
+                covered = self._lead(agent_user_id, entry_id, created_ms, deadline, queued)
             finally:
-                with local.changed:
-                    local.add_covered(agent_user_id, covered, self._monotonic())
-                    local.slot(agent_user_id).leader = False
-                    local.changed.notify_all()
+                with slot.changed:
+                    slot.add_covered(covered, self._monotonic())
+                    slot.leader = False
+                    slot.changed.notify_all()
             if entry_id in covered:
                 return
+            queued = False
 
-    def _lead(self, agent_user_id: str, entry_id: str, created_ms: int, deadline: float) -> set[str]:
+    def _lead(self, agent_user_id: str, entry_id: str, created_ms: int, deadline: float, queued: bool) -> set[str]:
         """This invocation speaks for the instance: until its entry is covered, flush when the lease is free."""
         owner = self._new_id()
+        slot = self._local.slot(agent_user_id)
+        look = not queued
         while True:
-            if not self._store.entry_exists(agent_user_id, entry_id):
-                return {entry_id}
             now = self._clock_ms()
-            holder_until = self._store.try_lease(agent_user_id, owner, now, now + self.settings.lease_ms)
+            holder_until = 0
+            if look:
+                # One read answers for every invocation of the user waiting in this instance.
+                with slot.changed:
+                    ids = [entry_id, *(e for e in slot.waiting if e not in slot.covered and e != entry_id)]
+                still_queued, holder_until = self._store.peek(agent_user_id, ids, now)
+                gone = set(ids) - still_queued
+                if gone:
+                    with slot.changed:
+                        slot.add_covered(gone, self._monotonic())
+                        slot.changed.notify_all()
+                if entry_id in gone:
+                    return gone
+            look = True
             if holder_until == 0:
-                return self._flush_as_owner(agent_user_id, owner, created_ms)
+                holder_until = self._store.try_lease(agent_user_id, owner, now, now + self.settings.lease_ms)
+                if holder_until == 0:
+                    return self._flush_as_owner(agent_user_id, owner, created_ms, deadline)
             if self._monotonic() >= deadline:
                 raise ReportDeferred("another invocation holds the user's lease")
             wait_ms = max(10, min(self.settings.poll_ms, holder_until - now + 5))
             self._sleep(min(wait_ms / 1000, max(0.0, deadline - self._monotonic())))
 
-    def _flush_as_owner(self, agent_user_id: str, owner: str, created_ms: int) -> set[str]:
+    def _flush_as_owner(self, agent_user_id: str, owner: str, created_ms: int, deadline: float) -> set[str]:
+        """Flushes the user's queue, and again for as long as invocations of this instance wait for theirs (up to
+        the wait budget): they need no lease of their own, and no handover costs a window."""
+        slot = self._local.slot(agent_user_id)
+        covered: set[str] = set()
         released = False
+        lease_until = self._clock_ms() + self.settings.lease_ms
+        due_ms = created_ms + self.settings.window_ms
         try:
-            wait_ms = created_ms + self.settings.window_ms - self._clock_ms()
-            if wait_ms > 0:
-                self._sleep(min(wait_ms, self.settings.window_ms) / 1000)
-            result = self.flush(agent_user_id, owner)
-            if result.transient is not None:
-                # Keep the lease a while: the other invocations of the user leave a failing HomeGraph alone.
+            while True:
+                wait_ms = due_ms - self._clock_ms()
+                if wait_ms > 0:
+                    self._sleep(min(wait_ms, self.settings.window_ms) / 1000)
                 now = self._clock_ms()
-                self._store.try_lease(agent_user_id, owner, now, now + int(self.settings.retry_after_s * 1000))
-                released = True
-                raise ReportDeferred(f"HomeGraph is unavailable: {result.transient}") from result.transient
-            return result.covered
+                if lease_until - now < self.settings.lease_ms // 2:
+                    if self._store.try_lease(agent_user_id, owner, now, now + self.settings.lease_ms) != 0:
+                        break  # the lease went to another instance (this one was too slow): it carries on
+                    lease_until = now + self.settings.lease_ms
+                result = self.flush(agent_user_id, owner)
+                if result.transient is not None:
+                    # Keep the lease a while: the other invocations of the user leave a failing HomeGraph alone.
+                    now = self._clock_ms()
+                    self._store.try_lease(agent_user_id, owner, now, now + int(self.settings.retry_after_s * 1000))
+                    released = True
+                    raise ReportDeferred(f"HomeGraph is unavailable: {result.transient}") from result.transient
+                with slot.changed:
+                    done = set(result.covered)
+                    if not result.truncated:
+                        # Local waiters whose entry was queued before the queue was read and was not in it: gone,
+                        # reported by another flush.
+                        done |= {
+                            e
+                            for e, (_, since) in slot.waiting.items()
+                            if since < result.read_at_ms and e not in result.seen
+                        }
+                    covered |= done
+                    slot.add_covered(done, self._monotonic())
+                    slot.changed.notify_all()
+                    pending = [queued_at for e, (queued_at, _) in slot.waiting.items() if e not in slot.covered]
+                if not pending or self._monotonic() >= deadline:
+                    return covered
+                due_ms = min(pending) + self.settings.window_ms
+            return covered
         finally:
             if not released:
                 self._store.release_lease(agent_user_id, owner)
@@ -482,17 +558,20 @@ class Reporter:
 
     def flush(self, agent_user_id: str, owner: str | None = None) -> _FlushResult:
         """Reports the user's queue (the caller holds the lease as `owner`, renewed before every further call)."""
+        started = self._monotonic()
+        read_at_ms = self._clock_ms()
         entries = self._store.queue(agent_user_id, MAX_QUEUE_READ)
+        seen = {entry.entry_id for entry in entries}
+        truncated = len(entries) >= MAX_QUEUE_READ
         if not entries:
-            return _FlushResult(set())
+            return _FlushResult(set(), read_at_ms=read_at_ms)
         now = self._clock_ms()
-        user = self._store.user(agent_user_id)
+        user, raw = self._store.flush_read(agent_user_id, planning.device_ids_of(entries))
         every_id = [entry.entry_id for entry in entries]
         if user is None or not user.linked:
             self._store.commit_flush(agent_user_id, {}, every_id, {}, now)
             log.info("user not linked: queued reports dropped", extra={"agentUserId": agent_user_id})
-            return _FlushResult(set(every_id))
-        raw = self._store.views(agent_user_id, planning.device_ids_of(entries))
+            return _FlushResult(set(every_id), seen=seen, read_at_ms=read_at_ms, truncated=truncated)
         views: dict[str, DeviceView] = {}
         for device_id, (document, reported) in raw.items():
             views[device_id] = DeviceView(self._parse_quietly(agent_user_id, device_id, document), reported)
@@ -535,7 +614,7 @@ class Reporter:
                     extra={**_call_fields(agent_user_id, call), "marked": unlinked},
                 )
                 self._store.commit_flush(agent_user_id, {}, every_id, {}, self._clock_ms())
-                return _FlushResult(set(every_id), calls=made)
+                return _FlushResult(set(every_id), None, made, seen, read_at_ms, truncated)
             except (BadRequest, Forbidden) as refused:
                 if len(call.states) + (1 if call.event else 0) > 1:
                     todo.extendleft(reversed(planning.split(call, self._new_id)))
@@ -575,7 +654,17 @@ class Reporter:
             elif len(left) < len(entry.events):
                 remaining[entry.entry_id] = left
         self._store.commit_flush(agent_user_id, now_reported, done, remaining, self._clock_ms())
-        return _FlushResult(set(done), transient, made)
+        log.info(
+            "flushed",
+            extra={
+                "agentUserId": agent_user_id,
+                "entries": len(entries),
+                "covered": len(done),
+                "calls": made,
+                "flushMs": round((self._monotonic() - started) * 1000),
+            },
+        )
+        return _FlushResult(set(done), transient, made, seen, read_at_ms, truncated)
 
     @staticmethod
     def _note_reported(now_reported: dict[str, dict[str, Any]], views: Mapping[str, DeviceView], call: Call) -> None:
@@ -648,7 +737,7 @@ class Reporter:
                 events.append(Event(message.event_id, device.id, NOTIFICATION, dict(message.notifications), now))
         if device.notifications_supported and "RunCycle" not in message.notifications:
             completion = planning.completion_notifications(device, device.state, after.state)
-            if completion and runcycle_id not in read.seen_events:
+            if completion:
                 events.append(Event(runcycle_id, device.id, NOTIFICATION, completion, now))
         return events
 
