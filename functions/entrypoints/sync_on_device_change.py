@@ -66,6 +66,25 @@ def event_time_us(value: Any) -> tuple[int, bool] | None:
     return (int(whole.timestamp()) * 1_000_000 + micros, fraction is None)
 
 
+def _report_state_change(
+    agent_user_id: str, device_id: str, change: Any, attributes: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """Hands a state or `online` change to the Report State pipeline (functions/domain/reporting.py), which ignores
+    its own writes and reports the rest; the event is retried while the change could not be reported yet."""
+    from functions.domain.reporting import ReportDeferred
+    from functions.entrypoints.report_state import forward_device_write
+
+    when = event_time_us(attributes.get("time"))
+    event_ms = when[0] // 1000 if when else time.time_ns() // 1_000_000
+    try:
+        forward_device_write(agent_user_id, device_id, change.before, change.after, str(context["eventId"]), event_ms)
+    except ReportDeferred as deferred:
+        log.warning(
+            "state report deferred; the event will be delivered again", extra={**context, "reason": str(deferred)}
+        )
+        raise ServiceUnavailable(str(deferred)) from deferred
+
+
 @functions_framework.cloud_event
 def sync_on_device_change(event: Any) -> None:
     from functions.adapters.firestore_events import MalformedEvent, decode
@@ -87,6 +106,8 @@ def sync_on_device_change(event: Any) -> None:
         return
     agent_user_id, device_id = named
     context.update(agentUserId=agent_user_id, deviceId=device_id)
+    # State written straight to the document (EXECUTE, device clouds, the CLI) goes to HomeGraph by Report State.
+    _report_state_change(agent_user_id, device_id, change, attributes, context)
     reason = sync_reason(change.before, change.after)
     if reason is None:
         log.info("no request sync: only state or bookkeeping changed", extra=context)
