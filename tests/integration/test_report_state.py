@@ -454,3 +454,57 @@ def test_a_device_cloud_write_to_firestore_is_reported(pipeline: Pipeline) -> No
     assert forward_device_write("alice", "lamp-1", before, after, "evt-1", now_ms()) == "reported"  # redelivered
     [body] = pipeline.validated()
     assert body["payload"]["devices"]["states"]["lamp-1"] == {"on": True, "brightness": 10, "online": True}
+
+
+@pytest.fixture(scope="module")
+def device_trigger(firestore_emulator: emulators.Emulator, local_eventarc: Any) -> Iterator[ServedFunction]:
+    """sync_on_device_change (which hands state changes to Report State) on the default database's devices."""
+    import functions_framework
+
+    from functions.devtools.eventarc import Retry
+
+    trigger_id = f"report-state-devices-{RUN}"
+    function = ServedFunction(
+        functions_framework.create_app(target="sync_on_device_change", source=str(REPO_ROOT / "main.py"))
+    )
+    local_eventarc.register_firestore_trigger(
+        firestore_emulator.url,
+        PROJECT,
+        trigger_id,
+        "users/{agentUserId}/devices/{deviceId}",
+        [function.url],
+        retry=Retry(attempts=4, min_backoff_s=0.3, max_backoff_s=1.0),
+    )
+    yield function
+    local_eventarc.route(trigger_id, [])
+    function.stop()
+
+
+def test_execute_and_device_cloud_writes_reach_homegraph_through_the_trigger(
+    pipeline: Pipeline, device_trigger: ServedFunction, local_eventarc: Any, google: Callable[[str], Google]
+) -> None:
+    pipeline.link("alice", lamp("lamp-1"), lock())
+    assert local_eventarc.wait_idle(timeout_s=30)
+    # A device cloud writes a state straight into Firestore; Google's EXECUTE locks the door.
+    lamp_ref = pipeline.db.collection("users").document("alice").collection("devices").document("lamp-1")
+    lamp_ref.update({"state.on": True})
+    request = execute_request([(["front-door"], [execution("LockUnlock", {"lock": True})])])
+    status, answer = google("alice").post(request)
+    assert status == 200
+    assert answer["payload"]["commands"][0]["status"] == "SUCCESS"
+    assert local_eventarc.wait_idle(timeout_s=30, quiet_s=0.5)
+    bodies = pipeline.validated()
+    reported: dict[str, dict[str, Any]] = {}
+    for body in bodies:
+        for device_id, states in body["payload"]["devices"]["states"].items():
+            reported.setdefault(device_id, {}).update(states)
+    assert reported["lamp-1"]["on"] is True
+    assert reported["front-door"]["isLocked"] is True
+    calls = len(bodies)
+    # A state message writes the document too: its trigger event is recognised, and nothing is reported twice.
+    pipeline.publish(message_json("lamp-1", {"brightness": 90}, now_ms()))
+    pipeline.settle(1)
+    assert local_eventarc.wait_idle(timeout_s=30, quiet_s=0.5)
+    bodies = pipeline.validated()
+    assert len(bodies) == calls + 1
+    assert bodies[-1]["payload"]["devices"]["states"]["lamp-1"]["brightness"] == 90
