@@ -22,7 +22,7 @@ from functions.devtools import emulators, stack
 from tests.schema_oracle import oracle
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "demo-stack-test"
+PROJECT = f"demo-stack-test-{os.getpid()}"  # its own, so a parallel run's emulators are not taken for ours
 pytestmark = pytest.mark.emulator
 
 PORCH_LIGHT = {
