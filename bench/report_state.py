@@ -453,10 +453,10 @@ def main() -> None:
         print("  ".join(f"{row[c]!s:>12}" for c in columns))
     print("targets: calls_per_message <= 0.1, every final state correct, latency_p95_s <= 2 (ours)")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "report_state.json").write_text(json.dumps({"rows": rows, "threads": threads_note()}, indent=2) + "\n")
+    (RESULTS / "report_state.json").write_text(json.dumps({"rows": rows, "setup": setup()}, indent=2) + "\n")
 
 
-def threads_note() -> dict[str, Any]:
+def setup() -> dict[str, Any]:
     return {
         "instances": INSTANCES,
         "threads_per_instance": THREADS,
