@@ -110,7 +110,8 @@ def sync_on_device_change(event: Any) -> None:
     _report_state_change(agent_user_id, device_id, change, attributes, context)
     reason = sync_reason(change.before, change.after)
     if reason is None:
-        log.info("no request sync: only state or bookkeeping changed", extra=context)
+        # Every state change (EXECUTE, device clouds) lands here: not worth a log line each.
+        log.debug("no request sync: only state or bookkeeping changed", extra=context)
         return
     context["change"] = reason.describe()
     when = event_time_us(attributes.get("time"))

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "request-sync-e2e"
 TRIGGER = "sync-on-device-change-e2e"
-WINDOW_S = 1.0
+WINDOW_S = 3.0  # longer than a burst takes even on a loaded machine: the bursts below must cost <= 2 calls
 
 LAMP: dict[str, Any] = {
     "id": "lamp-1",
@@ -262,6 +262,7 @@ def test_a_state_only_update_syncs_nothing(stack: Stack) -> None:
     stack.link(user)
     stack.settle()
     stack.eventarc.clear()
+    seen = max((c["seq"] for c in stack.standin.calls()), default=0)
     stack.cli("devices", "set-state", "--user", user, "--id", "lamp-1", "--state", '{"on": true, "brightness": 70}')
     stack.cli("devices", "set-state", "--user", user, "--id", "lamp-1", "--online", "false")
     stack.settle()
@@ -269,7 +270,8 @@ def test_a_state_only_update_syncs_nothing(stack: Stack) -> None:
     assert len(deliveries) == 2  # the events did come, and were handled
     assert all(d["delivered"] for d in deliveries)
     assert stack.request_syncs(user) == []
-    assert any(e["message"].startswith("no request sync: only state") for e in stack.logs())
+    # Nothing but Report State reached Google: state written to the document is reported, never synced.
+    assert {c["method"] for c in stack.standin.calls(since=seen)} <= {"reportStateAndNotification"}
 
 
 def test_an_invalid_state_is_refused_by_the_cli(stack: Stack) -> None:
@@ -323,9 +325,11 @@ def test_fifty_renames_cost_at_most_two_calls_and_the_last_name_arrives(stack: S
     stack.link(user)
     stack.settle()
     registry = FirestoreDeviceRegistry(stack.db)  # the CLI's own code, in one process: a real burst
+    first_write = time.time()
     for index in range(50):
         assert registry.update(user, f"light-{index}", {"name.name": f"Renamed {index}"})
     last_write = time.time()
+    assert last_write - first_write < WINDOW_S, "the burst took longer than the window: the machine is too slow"
     stack.settle()
     calls = stack.request_syncs(user)
     assert 1 <= len(calls) <= 2
@@ -390,6 +394,13 @@ def test_400_and_403_are_logged_and_not_retried(stack: Stack, status: int, words
     assert entry["status"] == status
     assert entry["reason"] == f"injected {status}"
     assert entry["body"] == {"agentUserId": user, "async": True}
+    if status == 403:
+        # the operator sees it in the ledger and, once the permission is fixed, asks for a sync by hand
+        ledger = json.loads(stack.cli("homegraph", "ledger", "--user", user).stdout)
+        assert (ledger["last_outcome"], ledger["calls"], ledger["lease_owner"]) == ("forbidden", 1, None)
+        stack.standin.clear_faults()
+        stack.cli("homegraph", "request-sync", "--user", user)
+        assert [c["status"] for c in stack.request_syncs(user)] == [403, 200]
 
 
 def test_transient_errors_are_retried_by_the_client(stack: Stack) -> None:
