@@ -56,7 +56,11 @@ def ledger(args: argparse.Namespace) -> int:
 def standin(args: argparse.Namespace) -> int:
     from functions.devtools import homegraph_standin
 
-    return homegraph_standin.main(args.standin_args)
+    argv = ["--host", args.host, "--port", str(args.port), "--sync-settle-s", str(args.sync_settle_s)]
+    argv += ["--fulfillment-url", args.fulfillment_url] if args.fulfillment_url else []
+    argv += ["--firestore-tokens"] if args.firestore_tokens else []
+    argv += ["--auto-link"] if args.auto_link else []
+    return homegraph_standin.main(argv)
 
 
 def register(groups: Any) -> None:
@@ -72,6 +76,11 @@ def register(groups: Any) -> None:
     states.add_argument("--user", required=True)
     states.add_argument("--id", required=True, action="append", help="a device id (repeatable)")
     states.set_defaults(run=query)
-    serve = actions.add_parser("standin", help="run the local HomeGraph stand-in (--help after -- for its options)")
-    serve.add_argument("standin_args", nargs=argparse.REMAINDER)
+    serve = actions.add_parser("standin", help="run the local HomeGraph stand-in until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--fulfillment-url", help="where Google's SYNC and QUERY go after a requestSync")
+    serve.add_argument("--firestore-tokens", action="store_true", help="mint the fulfillment's tokens in Firestore")
+    serve.add_argument("--auto-link", action="store_true", help="treat every agentUserId as linked")
+    serve.add_argument("--sync-settle-s", type=float, default=0.0, help="seconds before synced devices are known")
     serve.set_defaults(run=standin)
