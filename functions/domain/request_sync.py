@@ -16,7 +16,7 @@ renames 50 devices fires 50. Google needs one SYNC after the last of them, not o
 The state lives in a ledger document per user and changes only by compare-and-set writes (see SyncLedger), so
 instances agree; pure transitions below compute every step and are what the unit tests exercise.
 
-Window and trade-off (REQUEST_SYNC_WINDOW_S, default 5 s). A burst shorter than the window costs exactly two
+Window and trade-off (REQUEST_SYNC_WINDOW_S, default 5 s). A burst shorter than the window costs at most two
 calls (leading and trailing), a longer one about one more per window; an isolated change costs one call and no
 delay; the last change of a burst waits at most one window (plus the call) for its covering call. A longer
 window saves calls on long bursts but delays the end of every burst; a shorter one syncs faster but lets long
