@@ -83,6 +83,7 @@ REPORT_SEQ = "reportSeq"  # device-document field: counts the pipeline's own sta
 MAX_APPLY_ATTEMPTS = 10
 MAX_QUEUE_READ = 500
 COVERED_MEMORY_S = 600.0
+MAX_LOCAL_SLOTS = 10_000
 
 
 class ReportDeferred(Exception):
@@ -229,6 +230,11 @@ class _Local:
 
     def slot(self, agent_user_id: str) -> _Slot:
         with self._lock:
+            if len(self._slots) > MAX_LOCAL_SLOTS:
+                # Users seen long ago: dropping an idle slot costs at most one extra lease attempt later.
+                idle = [user for user, slot in self._slots.items() if not slot.leader and not slot.waiting]
+                for user in idle[: len(idle) // 2]:
+                    del self._slots[user]
             return self._slots.setdefault(agent_user_id, _Slot())
 
 
@@ -359,7 +365,12 @@ class Reporter:
             "applyMs": round((applied - started) * 1000),
             "reportMs": round((self._monotonic() - applied) * 1000),
         }
-        log.info("state message handled", extra={**fields, "outcome": outcome, **timing})
+        # Repeated values (the bulk of a sensor's messages) are logged at DEBUG only.
+        log.log(
+            logging.DEBUG if outcome == UNCHANGED else logging.INFO,
+            "state message handled",
+            extra={**fields, "outcome": outcome, **timing},
+        )
         return outcome
 
     def device_written(

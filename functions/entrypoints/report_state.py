@@ -121,6 +121,11 @@ def report_state(event: Any) -> None:
             extra={"messageId": envelope.message_id if envelope else None, "reason": str(deferred)[:500]},
         )
         raise
+    except Exception:
+        # Storage unavailable, or a bug of ours: logged with its trace; failing makes Pub/Sub redeliver the message
+        # (and, after the subscription's last attempt, park it on the dead-letter topic).
+        log.exception("state message failed", extra={"messageId": envelope.message_id if envelope else None})
+        raise
 
 
 def forward_device_write(

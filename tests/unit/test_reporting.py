@@ -636,3 +636,16 @@ def test_a_report_all_request_of_an_unlinked_user_does_nothing(
     store.put_user("alice", linked=False)
     assert reporter.handle_report_all(ReportAllRequest("alice", BASE_MS), "x", now_ms()) == NOT_LINKED
     assert homegraph.bodies == []
+
+
+def test_idle_users_are_forgotten_by_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.domain import reporting
+
+    monkeypatch.setattr(reporting, "MAX_LOCAL_SLOTS", 4)
+    local = reporting._Local()
+    busy = local.slot("busy")
+    busy.leader = True
+    for n in range(10):
+        local.slot(f"idle-{n}")
+    assert local.slot("busy") is busy  # a user being flushed keeps its slot
+    assert len(local._slots) <= 8
