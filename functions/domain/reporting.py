@@ -20,10 +20,11 @@ Coalescing, across function instances. One invocation at a time flushes a user's
 lease (users/{u}/reportLease/current, taken with a compare-and-set write, `lease_ms` long). The flusher waits
 until `window_ms` after its own entry was queued, reads the whole queue, reads those devices and what was last
 reported for them, and sends one reportStateAndNotification for all of them (plus one per announcement: a request
-carries one eventId), then records what HomeGraph now holds and deletes the entries it covered, in one batch.
-Every other invocation of the user waits (in-process on a condition; across instances by polling its own entry)
-until its entry is gone, or takes the lease when it is free. Within one instance only one invocation per user
-talks to Firestore about the lease at a time.
+carries one eventId), then records what HomeGraph now holds and deletes the entries it covered, in one batch. It
+goes on flushing, without handing the lease over, while invocations of its own instance still wait. Every other
+invocation of the user waits: within the instance on a condition, across instances by reading its entry (one read
+answers for all the invocations of an instance), until its entry is gone, or takes the lease when it is free.
+Within one instance only one invocation per user talks to Firestore about the lease at a time.
 
 Why nothing is lost. An invocation returns (and Pub/Sub or Eventarc acknowledges its message) only once its own
 entry has been reported or deliberately dropped (logged). An invocation that dies leaves its entry queued and its
@@ -36,7 +37,8 @@ call after it was queued (plus up to one more flush when it arrives while one is
 change of a user within the window, typically a whole scene of a dozen devices, costs one call, which is what
 keeps a project under HomeGraph's 6,000 calls a minute. A longer window saves calls on sustained streams but
 delays every report; a shorter one reports faster but coalesces less. Waiting costs instance time, not calls:
-with the function's concurrency above 1 (infra: 80), waiting invocations share instances.
+with the function's concurrency well above 1, waiting invocations share instances. Measured (bench/report_state.py,
+README): 10,000 messages of 100 users in 60 s cost 0.078 calls per message, p95 1.1 s from publish to HomeGraph.
 
 HomeGraph errors. 404: the user is marked unlinked (nothing more is reported until their next SYNC) and their
 queue is dropped, except within `initial_report_delay_s` of a SYNC, when Google may simply not have processed it
