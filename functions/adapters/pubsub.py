@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions import config
+from functions.domain.followups import PublishingUnavailable
 
 PUBLISH_TIMEOUT_S = 30.0
 
 
-class PublishingDisabled(RuntimeError):
+class PublishingDisabled(PublishingUnavailable):
     """No Pub/Sub to publish to in this environment (emulated Firestore without a Pub/Sub emulator)."""
 
 

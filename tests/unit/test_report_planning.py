@@ -292,3 +292,29 @@ def test_a_sync_asks_for_the_full_report_and_never_fails_for_it() -> None:
     assert parse(data, attributes, NOW) == ReportAllRequest("alice", BASE_MS)
     failing = InitialReportAfterSync(MemoryStore(), lambda: Published(fail=True), lambda: "device-state")
     failing.mark_linked("alice", BASE_MS)  # logged, not raised
+
+
+def test_without_pubsub_a_pending_command_stays_pending_quietly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from functions.adapters.pubsub import PublishingDisabled, PubSubPublisher
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    publisher = PubSubPublisher(project="demo")
+    with pytest.raises(PublishingDisabled):  # never looks for production credentials
+        publisher.publish("device-state", b"{}")
+    store = MemoryReportStore()
+    store.put_device("alice", "front-door", document(lock()))
+    execution = Execution("action.devices.commands.LockUnlock", {"lock": True}, follow_up_token="t")
+    quiet = DeviceBackends(
+        store,
+        lambda: publisher,
+        state_topic=lambda: "device-state",
+        commands_topic=lambda: "device-commands",
+        virtual_delay_ms=lambda: 0,
+        new_command_id=lambda: "cmd-1",
+    )
+    quiet.pending("alice", device(lock()), execution, Effect(pending=True), NOW)
+    assert ("alice", "cmd-1") in store.pending
+    assert [r.levelname for r in caplog.records if "stays pending" in r.getMessage()] == ["WARNING"]
