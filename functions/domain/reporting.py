@@ -101,6 +101,9 @@ class Settings:
     lease_ms: int = 60_000  # > window + one call with all its retries
     poll_ms: int = 150  # how often a waiter looks at another instance's progress
     retry_after_s: float = 5.0  # a failing HomeGraph is left alone this long
+    # After a call that needed retries, its devices are reported again this much later: an attempt that timed out
+    # may still land at HomeGraph after a newer report (set to the client's timeout).
+    resend_after_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,7 @@ class _FlushResult:
     seen: set[str] = field(default_factory=set)  # the entries the queue held when it was read
     read_at_ms: int = 0
     truncated: bool = False  # the queue held more than one read returns
+    shaky: set[str] = field(default_factory=set)  # devices sent in a call that needed retries
 
 
 class Reporter:
@@ -305,10 +309,10 @@ class Reporter:
                 self._sleep(min((read.pending.due_ms - now) / 1000, self.settings.wait_budget_s))
                 continue
             device = self._stored_device(message.device_id, read.device, fields)
-            if message.observed_at_ms < read.observed.observed_at_ms:
-                log.info("message observed before the last one applied: not applied", extra=fields)
-                outcome = STALE
-                break
+            # Its state is outdated, but what it announces (a press, a command's result) still happened.
+            stale = message.observed_at_ms < read.observed.observed_at_ms
+            if stale:
+                log.info("message observed before the last one applied: its state is not applied", extra=fields)
             after, ignored, problems = planning.state_changes(device, message.states, message.online)
             if problems:
                 raise InvalidMessage("; ".join(problems))
@@ -320,12 +324,14 @@ class Reporter:
                 problems = planning.notification_problems(device, message.notifications)
                 if problems:
                     raise InvalidMessage("; ".join(problems))
-            changed = after.state != device.state or after.online != device.online
+            changed = not stale and (after.state != device.state or after.online != device.online)
             linked = read.user is not None and read.user.linked
             events: list[Event] = []
             completed: tuple[str, Any, str] | None = None
             if linked:
-                events = self._message_events(message, device, after, read, runcycle_id, now, fields)
+                events = self._message_events(
+                    message, device, after if changed else device, read, runcycle_id, now, fields
+                )
                 follow_up = self._follow_up(message, after, read, entry_id, now, fields)
                 if follow_up is not None:
                     events.append(follow_up)
@@ -338,7 +344,7 @@ class Reporter:
                 entry = QueueEntry(entry_id, message.device_id, now, events=tuple(events))
             newer = message.observed_at_ms > read.observed.observed_at_ms
             if not (changed or newer or entry):
-                outcome = UNCHANGED
+                outcome = STALE if stale else UNCHANGED
                 break
             write = ApplyWrite(
                 device_id=message.device_id,
@@ -353,7 +359,7 @@ class Reporter:
                 completed_command=completed,
             )
             if self._store.commit_apply(message.agent_user_id, write, now):
-                outcome = REPORTED if entry else (UNCHANGED if linked else NOT_LINKED)
+                outcome = REPORTED if entry else (STALE if stale else UNCHANGED if linked else NOT_LINKED)
                 break
         else:
             raise ReportDeferred("the device kept changing while the message was applied")
@@ -479,19 +485,48 @@ class Reporter:
                     return
                 slot.leader = True
             covered: set[str] = set()
+            shaky: set[str] = set()
             try:
-                covered = self._lead(agent_user_id, entry_id, created_ms, deadline, queued)
+                covered, shaky = self._lead(agent_user_id, entry_id, created_ms, deadline, queued)
             finally:
                 with slot.changed:
                     slot.add_covered(covered, self._monotonic())
                     slot.leader = False
                     slot.changed.notify_all()
+            if shaky:
+                self._resend(agent_user_id, shaky, deadline)
             if entry_id in covered:
                 return
             queued = False
 
-    def _lead(self, agent_user_id: str, entry_id: str, created_ms: int, deadline: float, queued: bool) -> set[str]:
-        """This invocation speaks for the instance: until its entry is covered, flush when the lease is free."""
+    def _resend(self, agent_user_id: str, device_ids: set[str], deadline: float) -> None:
+        """Reports the devices again, in full, once a late landing of a timed-out attempt would have landed."""
+        wait_s = min(self.settings.resend_after_s, deadline - self._monotonic() - 1)
+        if wait_s < 0:
+            return
+        self._sleep(wait_s)
+        now = self._clock_ms()
+        batch = self._new_id()
+        entries = [
+            QueueEntry(planning.stable_id("resend", batch, device_id), device_id, now, full=True)
+            for device_id in sorted(device_ids)
+        ]
+        try:
+            for entry in entries:
+                self._store.commit_apply(agent_user_id, ApplyWrite(entry.device_id or "", entry=entry), now)
+            # The first entry's flush reports them all; the others find theirs covered.
+            for entry in entries:
+                self.ensure_reported(agent_user_id, entry.entry_id, now - self.settings.window_ms, queued=True)
+        except ReportDeferred as deferred:
+            # Queued all the same: the user's next flush sends them.
+            log.warning("devices not reported again yet", extra={"agentUserId": agent_user_id, "reason": str(deferred)})
+        log.info("reported again after retries", extra={"agentUserId": agent_user_id, "devices": len(entries)})
+
+    def _lead(
+        self, agent_user_id: str, entry_id: str, created_ms: int, deadline: float, queued: bool
+    ) -> tuple[set[str], set[str]]:
+        """This invocation speaks for the instance: until its entry is covered, flush when the lease is free.
+        Returns the entries covered and the devices to report again (see `_resend`)."""
         owner = self._new_id()
         slot = self._local.slot(agent_user_id)
         look = not queued
@@ -509,7 +544,7 @@ class Reporter:
                         slot.add_covered(gone, self._monotonic())
                         slot.changed.notify_all()
                 if entry_id in gone:
-                    return gone
+                    return gone, set()
             look = True
             if holder_until == 0:
                 holder_until = self._store.try_lease(agent_user_id, owner, now, now + self.settings.lease_ms)
@@ -520,11 +555,14 @@ class Reporter:
             wait_ms = max(10, min(self.settings.poll_ms, holder_until - now + 5))
             self._sleep(min(wait_ms / 1000, max(0.0, deadline - self._monotonic())))
 
-    def _flush_as_owner(self, agent_user_id: str, owner: str, created_ms: int, deadline: float) -> set[str]:
+    def _flush_as_owner(
+        self, agent_user_id: str, owner: str, created_ms: int, deadline: float
+    ) -> tuple[set[str], set[str]]:
         """Flushes the user's queue, and again for as long as invocations of this instance wait for theirs (up to
         the wait budget): they need no lease of their own, and no handover costs a window."""
         slot = self._local.slot(agent_user_id)
         covered: set[str] = set()
+        shaky: set[str] = set()
         released = False
         lease_until = self._clock_ms() + self.settings.lease_ms
         due_ms = created_ms + self.settings.window_ms
@@ -539,6 +577,7 @@ class Reporter:
                         break  # the lease went to another instance (this one was too slow): it carries on
                     lease_until = now + self.settings.lease_ms
                 result = self.flush(agent_user_id, owner)
+                shaky |= result.shaky
                 if result.transient is not None:
                     # Keep the lease a while: the other invocations of the user leave a failing HomeGraph alone.
                     now = self._clock_ms()
@@ -560,9 +599,9 @@ class Reporter:
                     slot.changed.notify_all()
                     pending = [queued_at for e, (queued_at, _) in slot.waiting.items() if e not in slot.covered]
                 if not pending or self._monotonic() >= deadline:
-                    return covered
+                    return covered, shaky
                 due_ms = min(pending) + self.settings.window_ms
-            return covered
+            return covered, shaky
         finally:
             if not released:
                 self._store.release_lease(agent_user_id, owner)
@@ -598,6 +637,7 @@ class Reporter:
         now_reported: dict[str, dict[str, Any]] = {}
         settled: set[str] = {event.event_id for event, _ in dropped}  # events sent or given up
         unsent: list[Call] = []
+        shaky: set[str] = set()
         todo = deque(calls)
         made = 0
         transient: Transient | None = None
@@ -612,7 +652,7 @@ class Reporter:
                     break
             made += 1
             try:
-                self._homegraph().report_state_and_notification(body)
+                answer = self._homegraph().report_state_and_notification(body)
             except NotFound:
                 if self._clock_ms() - user.linked_at_ms < self.settings.initial_report_delay_s * 1000:
                     log.warning(
@@ -652,6 +692,8 @@ class Reporter:
                 unsent = [call, *todo]
                 break
             self._note_reported(now_reported, views, call)
+            if answer.attempts > 1:
+                shaky |= set(call.states)
             if call.event is not None:
                 settled.add(call.event.event_id)
             log.info("reported", extra=_call_fields(agent_user_id, call))
@@ -677,7 +719,7 @@ class Reporter:
                 "flushMs": round((self._monotonic() - started) * 1000),
             },
         )
-        return _FlushResult(set(done), transient, made, seen, read_at_ms, truncated)
+        return _FlushResult(set(done), transient, made, seen, read_at_ms, truncated, shaky)
 
     @staticmethod
     def _note_reported(now_reported: dict[str, dict[str, Any]], views: Mapping[str, DeviceView], call: Call) -> None:

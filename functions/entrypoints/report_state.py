@@ -49,6 +49,7 @@ def settings() -> Settings:
         max_message_age_s=config.report_max_message_age_s(),
         initial_report_delay_s=config.initial_report_delay_s(),
         lease_ms=window_ms + int(call_worst_case_s * 1000) + LEASE_MARGIN_MS,
+        resend_after_s=config.homegraph_timeout_s(),
     )
 
 

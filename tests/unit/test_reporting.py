@@ -42,7 +42,15 @@ from tests.unit.reporting_helpers import (
     washer,
 )
 
-FAST = Settings(window_ms=30, wait_budget_s=5, poll_ms=10, lease_ms=2_000, retry_after_s=0.05, initial_report_delay_s=0)
+FAST = Settings(
+    window_ms=30,
+    wait_budget_s=5,
+    poll_ms=10,
+    lease_ms=2_000,
+    retry_after_s=0.05,
+    initial_report_delay_s=0,
+    resend_after_s=0.05,
+)
 
 
 class Clock:
@@ -649,3 +657,47 @@ def test_idle_users_are_forgotten_by_the_instance(monkeypatch: pytest.MonkeyPatc
         local.slot(f"idle-{n}")
     assert local.slot("busy") is busy  # a user being flushed keeps its slot
     assert len(local._slots) <= 8
+
+
+def test_an_outdated_message_still_announces_what_happened(
+    reporter: Reporter, store: MemoryReportStore, homegraph: RecordingHomeGraph
+) -> None:
+    # Two presses of a doorbell, the later one handled first: the earlier press is still announced.
+    detection = {"ObjectDetection": {"priority": 0, "detectionTimestamp": BASE_MS, "objects": {"familiar": 1}}}
+    reporter.handle(message("doorbell", {}, BASE_MS + 5000, notifications=detection, event_id="p2"), "m2", now_ms())
+    reporter.handle(message("doorbell", {}, BASE_MS + 1000, notifications=detection, event_id="p1"), "m1", now_ms())
+    assert sorted(n[0] for n in homegraph.notifications()) == ["p1", "p2"]
+    # A lock's result observed before a newer state: the follow-up goes, the outdated state is not stored.
+    pending(store, "action.devices.commands.LockUnlock", {"lock": True}, "front-door", now_ms())
+    reporter.handle(message("front-door", {"isJammed": False}, BASE_MS + 9000), "newer", now_ms())
+    outcome = reporter.handle(
+        message("front-door", {"isLocked": True}, BASE_MS + 2000, command_id="cmd-1"), "r", now_ms()
+    )
+    assert outcome == REPORTED
+    [follow_up] = [n for n in homegraph.notifications() if n[1] == "front-door"]
+    assert follow_up[2]["LockUnlock"]["followUpResponse"]["status"] == "SUCCESS"
+    assert store.devices[("alice", "front-door")]["state"]["isLocked"] is False
+    assert reporter.handle(message("lamp-1", {"on": True}, BASE_MS + 9000), "a", now_ms()) == REPORTED
+    assert reporter.handle(message("lamp-1", {"on": False}, BASE_MS + 1000), "b", now_ms()) == STALE
+
+
+def test_devices_of_a_call_that_needed_retries_are_reported_again_in_full(
+    reporter: Reporter, store: MemoryReportStore, homegraph: RecordingHomeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.domain.homegraph import Ok
+
+    answered = homegraph.report_state_and_notification
+    attempts = iter([2])  # the first call took two attempts: the first may still land late at HomeGraph
+
+    def with_attempts(body: Any) -> Ok:
+        answer = answered(body)
+        return Ok(answer.body, attempts=next(attempts, 1))
+
+    monkeypatch.setattr(homegraph, "report_state_and_notification", with_attempts)
+    reporter.handle(message("lamp-1", {"on": True}), "m1", now_ms())
+    reporter.handle(message("lamp-2", {"on": True}, BASE_MS + 1), "m2", now_ms())
+    first, again, other = homegraph.bodies
+    assert first["payload"]["devices"]["states"] == {"lamp-1": {"on": True, "brightness": 10, "online": True}}
+    assert again["payload"]["devices"]["states"] == first["payload"]["devices"]["states"]
+    assert set(other["payload"]["devices"]["states"]) == {"lamp-2"}
+    assert store.entries == {}
