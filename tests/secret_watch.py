@@ -88,6 +88,13 @@ def dump_firestore(db: Any) -> None:
     walk(db.collections())
 
 
+# Secrets made only of these characters (tokens, codes, client secrets, most passwords) are found by looking up
+# every run of such characters in a set: the suite hashes thousands of tokens and logs many thousand lines, too
+# many for a search per secret and line. Other secrets (a password with a space, say) are few and searched for.
+WORD = re.compile(r"[A-Za-z0-9._~+/=-]+")
+WORD_SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{8,}")
+
+
 def _pattern(secret: str) -> re.Pattern[str]:
     # Short secrets (a PIN) only count as a whole word, so that digits inside timestamps are no false alarm.
     return re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
@@ -97,11 +104,20 @@ def leaks() -> list[str]:
     found = []
     with _lock:
         texts = [("log", line) for line in LOG_LINES] + [("firestore", dump) for dump in DOCUMENT_DUMPS]
-        patterns = [(secret, _pattern(secret)) for secret in sorted(SECRETS)]
-    for where, text in texts:
+        secrets = sorted(SECRETS)
+    words = {secret for secret in secrets if WORD_SECRET.fullmatch(secret)}
+    patterns = [(secret, _pattern(secret)) for secret in secrets if secret not in words]
+    for where, text in sorted(set(texts)):
         shaped = TOKEN_SHAPE.search(text)
         if shaped:
             found.append(f"{where}: a raw token {shaped.group(0)[:12]}... in {text[:160]}")
+        runs = set(WORD.findall(text))
+        # A secret may also sit inside a longer run (after a "Bearer=" or a path prefix): its pieces around
+        # separators are runs of their own, so look at the run's substrings split the same way.
+        for run in list(runs):
+            runs.update(part for part in re.split(r"[/=+]", run) if part)
+        for secret in words & runs:
+            found.append(f"{where}: a secret ({len(secret)} characters, starts {secret[:3]!r}) in {text[:160]}")
         for secret, pattern in patterns:
             if pattern.search(text):
                 found.append(f"{where}: a secret ({len(secret)} characters, starts {secret[:3]!r}) in {text[:160]}")
