@@ -92,15 +92,20 @@ class Emulator:
         return f"http://{self.address}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        stop_process_group(self.process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Ends a child started with start_new_session=True and everything it started: TERM, then KILL after 10 s."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def _java() -> str:

@@ -23,8 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 
 from functions import config
 from functions.devtools import emulators
+from functions.devtools.serving import start_function
 
 ROOT = Path(__file__).resolve().parents[2]
 # Logs and stack.json; LOCAL_STACK_DIR lets a test run its own stack beside a developer's.
@@ -125,36 +124,16 @@ class Stack:
 
     def serve_function(self, target: str, signature: str = "http") -> str:
         """Runs one Cloud Function in its own functions-framework process; returns its URL."""
-        port = pick_port(target)
-        command = [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            f"--target={target}",
-            f"--source={ROOT / 'main.py'}",
-            f"--signature-type={signature}",
-            f"--host={HOST}",
-            f"--port={port}",
-        ]
-        log = open(self.log_path(target), "ab")  # noqa: SIM115 - owned by the child process
-        self.processes[target] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        served = start_function(
+            target, self.env, signature=signature, host=HOST, port=pick_port(target), log_path=self.log_path(target)
         )
-        url = f"http://{HOST}:{port}"
-        wait_for_http(url, self.processes[target], target)
-        self.urls[target] = url
-        return url
+        self.processes[target] = served.process
+        self.urls[target] = served.url
+        return served.url
 
     def stop(self) -> None:
         for name, process in reversed(list(self.processes.items())):
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+            emulators.stop_process_group(process)
             del self.processes[name]
         for close in reversed(self.closers):
             with contextlib.suppress(Exception):
@@ -165,21 +144,6 @@ class Stack:
         self.emulators.clear()
         with contextlib.suppress(FileNotFoundError):
             STATE_FILE.unlink()
-
-
-def wait_for_http(url: str, process: subprocess.Popen[bytes], name: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {STATE_DIR / (name + '.log')}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own loopback server
-                return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not answer at {url} within {timeout_s:.0f} s")
 
 
 def already_running() -> dict[str, Any] | None:
