@@ -40,9 +40,7 @@ class MemoryStore:
     def load(self, token_hash: str | None, agent_user_id: str, device_ids: Sequence[str]) -> Snapshot:
         owned = self.devices.get(agent_user_id, {})
         found = {
-            device_id: StoredDevice(
-                copy.deepcopy(owned[device_id]), self.versions[(agent_user_id, device_id)]
-            )
+            device_id: StoredDevice(copy.deepcopy(owned[device_id]), self.versions[(agent_user_id, device_id)])
             if device_id in owned
             else None
             for device_id in device_ids
