@@ -275,7 +275,8 @@ run gcloud functions deploy sync-on-device-change "${common[@]}" --entry-point s
 
 echo "# Pub/Sub, private: our own push subscription (retries, dead-letter topic) delivers to report_state"
 run gcloud functions deploy report-state "${common[@]}" --entry-point report_state --trigger-http \
-  --no-allow-unauthenticated --ingress-settings internal-only --memory 256Mi --timeout "${event_timeout}s"
+  --no-allow-unauthenticated --ingress-settings internal-only --memory 512Mi --cpu 1 --concurrency 80 \
+  --timeout "${event_timeout}s"
 for name in sync-on-device-change report-state; do
   grant gcloud functions add-invoker-policy-binding "$name" --project "$project" --region "$region" \
     --member "serviceAccount:$trigger_sa"

@@ -210,13 +210,18 @@ resource "google_cloudfunctions2_function" "report_state" {
   }
 
   service_config {
-    available_memory               = "256Mi"
-    timeout_seconds                = local.event_function_timeout_seconds
-    max_instance_count             = var.max_instances
-    ingress_settings               = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
-    environment_variables          = local.function_environment
+    available_memory = "512Mi"
+    # Its invocations mostly wait for a flush; one instance serves many of them, and they coordinate within
+    # the instance (see functions/domain/reporting.py). The gen2 default (1 CPU share, concurrency 1) would
+    # start an instance per waiting message.
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 80
+    timeout_seconds                  = local.event_function_timeout_seconds
+    max_instance_count               = var.max_instances
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.runtime.email
+    environment_variables            = local.function_environment
   }
 
   depends_on = [google_project_iam_member.build]
