@@ -1,7 +1,7 @@
 """The messages of the state topic, parsed and checked: what device clouds publish, and our own report requests.
 
 Device clouds publish a *state message* (JSON in the message data), whose contract is the JSON Schema
-functions/contracts/state-message.schema.json (documented in the README):
+functions/contracts/state-message.json (documented in the README):
 
     {"agentUserId": "u1", "deviceId": "lamp-1", "states": {"on": true}, "observedAt": "2026-11-21T10:00:00.123Z"}
 
@@ -26,7 +26,7 @@ from typing import Any
 from functions.domain.ids import id_problem
 from functions.domain.schema import errors as schema_errors
 
-CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "state-message.schema.json"
+CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "state-message.json"
 REPORT_ALL_KIND = "report-all"
 KIND_ATTRIBUTE = "kind"
 # A state message is a few hundred bytes; anything near this is not one.
