@@ -6,19 +6,19 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt functions/devtools/setup.sh
-	bash functions/devtools/setup.sh
+$(VENV)/.installed: requirements.txt requirements-dev.txt tools/setup.sh
+	bash tools/setup.sh
 	touch $@
 
 up: setup
-	$(PY) -m functions.devtools.stack
+	$(PY) -m tools.stack
 
 lint: setup
-	$(PY) -m ruff check functions tests bench main.py
-	$(PY) -m ruff format --check functions tests bench main.py
+	$(PY) -m ruff check functions tools tests bench main.py
+	$(PY) -m ruff format --check functions tools tests bench main.py
 
 typecheck: setup
-	$(PY) -m mypy functions bench main.py
+	$(PY) -m mypy functions tools bench main.py
 
 pytest: setup
 	$(PY) -m pytest

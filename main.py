@@ -1,9 +1,9 @@
 """Deployed Cloud Functions entry points (functions-framework --target NAME)."""
 
-from functions.entrypoints.authorize import authorize
-from functions.entrypoints.fulfillment import fulfillment
-from functions.entrypoints.report_state import report_state
-from functions.entrypoints.sync_on_device_change import sync_on_device_change
-from functions.entrypoints.token import token
+from functions.fulfillment.entry import fulfillment
+from functions.linking.authorize import authorize
+from functions.linking.token import token
+from functions.reporting.entry import report_state
+from functions.request_sync.entry import sync_on_device_change
 
 __all__ = ["authorize", "fulfillment", "report_state", "sync_on_device_change", "token"]

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS
-from functions.devtools import emulators
-from functions.devtools.homegraph_standin import Fault, StandIn
+from tools import emulators
+from tools.homegraph_standin import Fault, StandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULT_RATE = 0.20
@@ -130,7 +130,7 @@ def after_not_found(calls: list[dict[str, Any]], users: Iterable[str]) -> dict[s
 
 def report_state_under_faults(firestore: emulators.Emulator, pubsub: emulators.Emulator) -> dict[str, Any]:
     from bench import report_state as rs
-    from functions.adapters.firestore import client
+    from functions.platform.firestore import client
 
     not_found = [rs.user_name(u) for u in range(NOT_FOUND_USERS)]
     standin = FaultyStandIn(fault_plan("reportStateAndNotification", not_found), rs.DURATION_S).start()
@@ -248,13 +248,13 @@ def notifications_under_faults(firestore: emulators.Emulator) -> dict[str, Any]:
     does, and delivers one message in ten twice (at-least-once delivery)."""
     import random
 
-    from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore, client
-    from functions.adapters.firestore_reporting import FirestoreReportStore
-    from functions.adapters.homegraph import HomeGraphClient, RetryPolicy
-    from functions.cli import validated_devices
-    from functions.domain.device import parse_device
-    from functions.domain.reporting import ReportDeferred, Reporter, Settings
-    from functions.domain.state_messages import format_time_ms, parse
+    from functions.core.device import parse_device
+    from functions.core.state_messages import format_time_ms, parse
+    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore, client
+    from functions.platform.homegraph import HomeGraphClient, RetryPolicy
+    from functions.reporting.pipeline import ReportDeferred, Reporter, Settings
+    from functions.reporting.store import FirestoreReportStore
+    from tools.cli import validated_devices
 
     project = os.environ["GOOGLE_CLOUD_PROJECT"]
     emulators.clear_firestore(firestore.address, project)
@@ -340,10 +340,10 @@ def request_sync_under_faults(firestore: emulators.Emulator, eventarc: Any) -> d
     from google.cloud import firestore as firestore_sdk
 
     from bench.request_sync import DATABASE, PROJECT, light, settle
-    from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
-    from functions.cli import validated_devices
-    from functions.devtools.eventarc import Retry
-    from functions.devtools.serving import start_function
+    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from tools.cli import validated_devices
+    from tools.eventarc import Retry
+    from tools.serving import start_function
 
     run = f"faults-{time.time_ns()}"
     users = [f"{run}-user-{n:02d}" for n in range(SYNC_USERS)]
@@ -430,7 +430,7 @@ def request_sync_under_faults(firestore: emulators.Emulator, eventarc: Any) -> d
 
 
 def run() -> dict[str, Any]:
-    from functions.devtools.eventarc import LocalEventarc
+    from tools.eventarc import LocalEventarc
 
     logs = ROOT / ".local-stack" / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)

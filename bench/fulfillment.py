@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import paired, report, row, timed
-from functions.devtools import emulators
-from functions.devtools.google import execute_request, execution, query_request, sync_request
+from tools import emulators
+from tools.google import execute_request, execution, query_request, sync_request
 
 PROJECT = "demo-smart-home-bench"
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +55,9 @@ def main() -> None:
 def run() -> list[dict[str, Any]]:
     import functions_framework
 
-    from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreTokenStore, client
-    from functions.cli import validated_devices
-    from functions.domain import tokens
+    from functions.core import tokens
+    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreTokenStore, client
+    from tools.cli import validated_devices
 
     db = client()
     registry = FirestoreDeviceRegistry(db)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.fulfillment import light
-from functions.devtools import emulators
-from functions.devtools.google import execute_request, execution, query_request
+from tools import emulators
+from tools.google import execute_request, execution, query_request
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "demo-smart-home-load"
@@ -148,9 +148,9 @@ def run(
     env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator_address, "GOOGLE_CLOUD_PROJECT": project}
     server = None
     try:
-        from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreTokenStore
-        from functions.cli import validated_devices
-        from functions.domain import tokens
+        from functions.core import tokens
+        from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreTokenStore
+        from tools.cli import validated_devices
 
         db = emulator_client(emulator_address, project)
         now = int(time.time() * 1000)

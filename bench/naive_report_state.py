@@ -14,10 +14,10 @@ from typing import Any
 
 import functions_framework
 
-from functions.adapters.firestore import DEVICES, USERS, client
-from functions.adapters.homegraph import default_client
-from functions.domain.device import parse_device
-from functions.domain.state_messages import InvalidMessage, StateMessage, parse
+from functions.core.device import parse_device
+from functions.core.state_messages import InvalidMessage, StateMessage, parse
+from functions.platform.firestore import DEVICES, USERS, client
+from functions.platform.homegraph import default_client
 
 
 @functions_framework.cloud_event

@@ -6,7 +6,7 @@ BENCH_RS_DURATION_S (default 60 s): 500 scene bursts (a user's 8 lights set with
 
 Set-up per variant: fresh Firestore and Pub/Sub emulators' state, the HomeGraph stand-in, the function in
 BENCH_RS_INSTANCES (2) functions-framework processes of THREADS=80 (like a gen2 function with concurrency 80), and a
-push relay per instance (functions/devtools/pubsub_local.PushRelay: the emulator's own push delivers only two
+push relay per instance (tools/pubsub_local.PushRelay: the emulator's own push delivers only two
 messages at a time). Messages are published on schedule; observedAt is the publish time.
 
 Figures: HomeGraph calls per message; message -> stand-in latency (from publish to the start of the first call that
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS
-from functions.devtools import emulators
+from tools import emulators
 
 PROJECT = "demo-smart-home-bench"
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,12 +233,12 @@ def cpu_seconds(pid: int) -> float:
 def seed(db: Any, standin: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """Every user's devices in Firestore, the users linked in Firestore and at the stand-in, and HomeGraph holding
     their initial states, as after the full report that follows a SYNC (not counted: it precedes the run)."""
-    from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
-    from functions.adapters.firestore_reporting import REPORTED
-    from functions.adapters.homegraph import HomeGraphClient
-    from functions.cli import validated_devices
-    from functions.domain.device import parse_device
-    from functions.domain.report_state import all_states
+    from functions.core.device import parse_device
+    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from functions.platform.homegraph import HomeGraphClient
+    from functions.reporting.planning import all_states
+    from functions.reporting.store import REPORTED
+    from tools.cli import validated_devices
 
     registry, store = FirestoreDeviceRegistry(db), FirestoreFulfillmentStore(db)
     initial: dict[tuple[str, str], dict[str, Any]] = {}
@@ -265,9 +265,9 @@ def seed(db: Any, standin: Any) -> dict[tuple[str, str], dict[str, Any]]:
 def run_variant(
     name: str, target: str, source: Path, plan: list[Planned], env: dict[str, str], standin: Any
 ) -> Outcome:
-    from functions.adapters.firestore import client
-    from functions.devtools.pubsub_local import PushRelay, create_subscription, create_topic, delete, publisher
-    from functions.domain.state_messages import format_time_ms
+    from functions.core.state_messages import format_time_ms
+    from functions.platform.firestore import client
+    from tools.pubsub_local import PushRelay, create_subscription, create_topic, delete, publisher
 
     emulators.clear_firestore(env["FIRESTORE_EMULATOR_HOST"], PROJECT)
     standin.reset()
@@ -409,7 +409,7 @@ def measure(
 
 
 def main() -> None:
-    from functions.devtools.homegraph_standin import StandIn
+    from tools.homegraph_standin import StandIn
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     for log in LOG_DIR.glob("report-state-*.log"):

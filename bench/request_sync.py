@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS
-from functions.devtools import emulators
-from functions.devtools.eventarc import LocalEventarc, Retry
-from functions.devtools.homegraph_standin import StandIn
-from functions.devtools.serving import start_function
+from tools import emulators
+from tools.eventarc import LocalEventarc, Retry
+from tools.homegraph_standin import StandIn
+from tools.serving import start_function
 
 PROJECT = "demo-smart-home-bench"
 DATABASE = "request-sync-bench"
@@ -101,8 +101,8 @@ def main() -> None:
 def run(emulator: emulators.Emulator, eventarc: LocalEventarc, standin: StandIn) -> list[dict[str, Any]]:
     from google.cloud import firestore
 
-    from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
-    from functions.cli import validated_devices
+    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from tools.cli import validated_devices
 
     db = firestore.Client(project=PROJECT, database=DATABASE)
     registry = FirestoreDeviceRegistry(db)

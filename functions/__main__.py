@@ -1,5 +1,5 @@
-"""`python -m functions ...`: the operators' command line (see functions/cli.py)."""
+"""`python -m functions ...`: the operators' command line (see tools/cli.py)."""
 
-from functions.cli import main
+from tools.cli import main
 
 raise SystemExit(main())

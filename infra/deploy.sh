@@ -37,7 +37,7 @@ done
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
 # The functions' source: main.py, requirements.txt and functions/ without the developer tools, the operators' command
 # line and bytecode; the same files as infra/source_files.tf.
-copy_source='find main.py requirements.txt functions -type f ! -path "functions/devtools/*" ! -path "functions/cli*" \
+copy_source='find main.py requirements.txt functions -type f ! -path "tools/*" ! -path "functions/cli*" \
   ! -path functions/__main__.py ! -path "*/__pycache__/*" ! -name "*.pyc" -print0 | tar --null -T - -cf -'
 if [ "$list_source" = 1 ]; then
   (cd "$repo_root" && eval "$copy_source") | tar -tf - | sort

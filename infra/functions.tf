@@ -1,7 +1,7 @@
 # The five Cloud Functions (2nd gen), all from one source archive; main.py names their entry points.
 
 locals {
-  # Every setting the code reads (functions/config.py and the adapters) is set here; tests/infra checks that none is
+  # Every setting the code reads (functions/platform/config.py and the adapters) is set here; tests/infra checks that none is
   # missing. ACCOUNT_LINKING_SESSION_KEY comes from Secret Manager (secret_environment_variables below).
   base_environment = {
     GOOGLE_CLOUD_PROJECT         = var.project_id
@@ -212,7 +212,7 @@ resource "google_cloudfunctions2_function" "report_state" {
   service_config {
     available_memory = "512Mi"
     # Its invocations mostly wait for a flush; one instance serves many of them, and they coordinate within
-    # the instance (see functions/domain/reporting.py). The gen2 default (1 CPU share, concurrency 1) would
+    # the instance (see functions/reporting/pipeline.py). The gen2 default (1 CPU share, concurrency 1) would
     # start an instance per waiting message.
     available_cpu                    = "1"
     max_instance_request_concurrency = 80

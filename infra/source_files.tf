@@ -1,5 +1,5 @@
 # What Cloud Functions gets: main.py, the runtime requirements and the functions package, without the developer
-# tools (functions/devtools/), the operators' command line (functions/cli*.py, functions/__main__.py) and bytecode.
+# tools (tools/), the operators' command line (functions/cli*.py, functions/__main__.py) and bytecode.
 # tests/infra evaluates these locals with Terraform itself and imports every entry point from exactly these files.
 locals {
   repo_root = abspath("${path.module}/..")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from functions.devtools import emulators
 from tests import secret_watch
+from tools import emulators
 
 # Every hashed secret of the session is recorded from the start (see tests/test_zz_secrets.py).
 secret_watch.start()
@@ -21,8 +21,8 @@ LOG_DIR = Path(__file__).resolve().parents[1] / ".local-stack" / "test-logs"
 
 @pytest.fixture(scope="session")
 def local_eventarc() -> Iterator[Any]:
-    """Delivers the Firestore emulator's trigger events to functions (functions/devtools/eventarc.py)."""
-    from functions.devtools.eventarc import LocalEventarc
+    """Delivers the Firestore emulator's trigger events to functions (tools/eventarc.py)."""
+    from tools.eventarc import LocalEventarc
 
     eventarc = LocalEventarc().start()
     yield eventarc
@@ -47,7 +47,7 @@ def firestore_emulator(local_eventarc: Any) -> Iterator[emulators.Emulator]:
 @pytest.fixture
 def firestore_db(firestore_emulator: emulators.Emulator) -> object:
     """A Firestore client on an emptied emulator database."""
-    from functions.adapters import firestore as adapter
+    from functions.platform import firestore as adapter
 
     db = adapter.client()
     secret_watch.dump_firestore(db)
@@ -57,8 +57,8 @@ def firestore_db(firestore_emulator: emulators.Emulator) -> object:
 
 @pytest.fixture(scope="session")
 def homegraph_standin_server() -> Iterator[Any]:
-    """The HomeGraph stand-in (functions/devtools/homegraph_standin.py) on a free loopback port, for the session."""
-    from functions.devtools.homegraph_standin import StandIn
+    """The HomeGraph stand-in (tools/homegraph_standin.py) on a free loopback port, for the session."""
+    from tools.homegraph_standin import StandIn
 
     standin = StandIn().start()
     yield standin

@@ -1,6 +1,6 @@
 """Watches the whole test session for secrets at rest or in logs.
 
-Every value the code hashes is a secret: tokens and codes (SHA-256 through functions.domain.tokens.hash_token),
+Every value the code hashes is a secret: tokens and codes (SHA-256 through functions.core.tokens.hash_token),
 passwords and PINs (argon2). The watch records each one as it is hashed, keeps every log record of the session and a
 dump of every Firestore document before the emulator is emptied, and `leaks()` says where a raw secret shows up.
 """
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from functions.logs import JsonLineFormatter
+from functions.platform.logs import JsonLineFormatter
 
 SECRETS: set[str] = set()
 LOG_LINES: list[str] = []
@@ -57,7 +57,7 @@ def _wrap(owner: Any, name: str, secret_of: Callable[..., str | None]) -> None:
 
 
 def start() -> None:
-    from functions.domain import tokens
+    from functions.core import tokens
 
     _wrap(tokens, "hash_token", lambda token, *a, **k: token)
     try:

@@ -25,7 +25,7 @@ def test_the_watch_finds_a_planted_secret() -> None:
 
 def test_no_secret_was_stored_or_logged() -> None:
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        from functions.adapters import firestore as adapter
+        from functions.platform import firestore as adapter
 
         secret_watch.dump_firestore(adapter.client())
     assert secret_watch.SECRETS, "the watch saw no secret being hashed: it is not watching"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from functions.domain.device import new_device_document, parse_device
-from functions.domain.device_types import DEVICE_TYPES
-from functions.domain.errors import InvalidDevice
-from functions.domain.traits.base import Trait
+from functions.core.device import new_device_document, parse_device
+from functions.core.device_types import DEVICE_TYPES
+from functions.core.errors import InvalidDevice
+from functions.core.traits.base import Trait
 from tests.schema_oracle import oracle
 
 # What Google's examples leave out for some commands to run: TransportControl's only attributes example lists 5 of

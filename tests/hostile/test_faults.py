@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.devtools import emulators
+from tools import emulators
 
 pytestmark = pytest.mark.emulator
 

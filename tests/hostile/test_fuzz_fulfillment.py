@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.devtools.google import disconnect_request, execute_request, query_request, sync_request
-from functions.domain.requests import intent_of
+from functions.fulfillment.requests import intent_of
 from tests.integration.conftest import Google
 from tests.schema_oracle import oracle
+from tools.google import disconnect_request, execute_request, query_request, sync_request
 
 pytestmark = pytest.mark.emulator
 
@@ -203,10 +203,10 @@ def mutated_requests(draw: st.DrawFn) -> bytes:
 @pytest.fixture(scope="module")
 def world(fulfillment_app: Any, firestore_emulator: Any) -> dict[str, Any]:
     """Alice's devices, registered once for the module (emptied first)."""
-    from functions.adapters.firestore import FirestoreDeviceRegistry, client
-    from functions.cli import validated_devices
-    from functions.devtools import emulators
+    from functions.platform.firestore import FirestoreDeviceRegistry, client
     from tests.conftest import PROJECT
+    from tools import emulators
+    from tools.cli import validated_devices
 
     emulators.clear_firestore(firestore_emulator.address, PROJECT)
     FirestoreDeviceRegistry().add("alice", validated_devices(DEVICES))
@@ -220,8 +220,8 @@ def snapshot(db: Any) -> dict[str, Any]:
 def fresh_token() -> str:
     import time
 
-    from functions.adapters.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
-    from functions.domain import tokens
+    from functions.core import tokens
+    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
 
     now = int(time.time() * 1000)
     token = tokens.issue(FirestoreTokenStore(), tokens.ACCESS, "alice", 3600, now)

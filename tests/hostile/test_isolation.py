@@ -11,15 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.devtools.google import (
+from tests.integration.conftest import Google
+from tests.schema_oracle import oracle
+from tools.google import (
     disconnect_request,
     execute_request,
     execution,
     query_request,
     sync_request,
 )
-from tests.integration.conftest import Google
-from tests.schema_oracle import oracle
 
 pytestmark = pytest.mark.emulator
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench import load
-from functions.devtools.emulators import Emulator
 from tests.conftest import PROJECT
+from tools.emulators import Emulator
 
 pytestmark = pytest.mark.emulator
 

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 import requests
 
-from functions.devtools import emulators
-from functions.devtools.homegraph_standin import StandIn
-from functions.devtools.pubsub_local import ServedFunction, create_subscription, create_topic, delete, push_body
 from tests.conftest import PROJECT
 from tests.integration.conftest import REPO_ROOT
 from tests.schema_oracle import oracle
 from tests.unit.reporting_helpers import doorbell, lamp, message_json, washer
+from tools import emulators
+from tools.homegraph_standin import StandIn
+from tools.pubsub_local import ServedFunction, create_subscription, create_topic, delete, push_body
 
 pytestmark = pytest.mark.emulator
 
@@ -45,7 +45,7 @@ def functions(
     """report_state (fed by hand) and sync_on_device_change (the trigger on the default database's devices)."""
     import functions_framework
 
-    from functions.devtools.eventarc import Retry
+    from tools.eventarc import Retry
 
     served = {
         target: ServedFunction(functions_framework.create_app(target=target, source=str(REPO_ROOT / "main.py")))
@@ -77,9 +77,9 @@ class World:
     traits: dict[str, list[str]]
 
     def link(self, user: str, *devices: dict[str, Any]) -> None:
-        from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
-        from functions.cli import validated_devices
-        from functions.domain.device import parse_device
+        from functions.core.device import parse_device
+        from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+        from tools.cli import validated_devices
 
         documents = validated_devices(list(devices))
         self.traits.update({d["id"]: list(d["traits"]) for d in devices})
@@ -95,7 +95,7 @@ class World:
 
     def envelope(self, body: dict[str, Any]) -> bytes:
         """Publishes `body` on the topic and pulls it back: the push body of its (every) delivery."""
-        from functions.devtools.pubsub_local import publisher, subscriber
+        from tools.pubsub_local import publisher, subscriber
 
         publisher().publish(f"projects/{PROJECT}/topics/{TOPIC}", json.dumps(body).encode()).result(timeout=30)
         subscription = f"projects/{PROJECT}/subscriptions/{PULL}"
@@ -136,13 +136,13 @@ def world(
     local_eventarc: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
-    from functions.adapters.firestore_reporting import FirestoreReportStore
-    from functions.adapters.firestore_sync import FirestoreSyncLedger
-    from functions.adapters.homegraph import HomeGraphClient, RetryPolicy
-    from functions.domain import request_sync
-    from functions.domain.reporting import Reporter
-    from functions.entrypoints import report_state as report_entry
-    from functions.entrypoints import sync_on_device_change as sync_entry
+    from functions.platform.homegraph import HomeGraphClient, RetryPolicy
+    from functions.reporting import entry as report_entry
+    from functions.reporting.pipeline import Reporter
+    from functions.reporting.store import FirestoreReportStore
+    from functions.request_sync import entry as sync_entry
+    from functions.request_sync import service as request_sync
+    from functions.request_sync.ledger_store import FirestoreSyncLedger
 
     monkeypatch.setenv("REPORT_WINDOW_MS", "300")
     client = HomeGraphClient(endpoint=homegraph_standin.url, timeout_s=2.0, retry=RetryPolicy(2, 0.05, 0.1))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from functions import config
-from functions.devtools import stack
+from functions.platform import config
 from tests.infra.facts import ROOT
+from tools import stack
 
 
 def test_firebase_json_names_the_stack_hosts_ports_and_rules() -> None:

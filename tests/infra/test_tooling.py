@@ -70,7 +70,7 @@ def terraform_source_files(tmp_path: Path) -> list[str]:
 
 def test_the_source_archive_holds_every_entry_point_and_no_developer_tool(tmp_path: Path) -> None:
     files = terraform_source_files(tmp_path)
-    assert {"main.py", "requirements.txt", "functions/config.py"} <= set(files)
+    assert {"main.py", "requirements.txt", "functions/platform/config.py"} <= set(files)
     assert not [f for f in files if "devtools" in f or f.startswith("functions/cli") or f.endswith(".pyc")], files
     listed = subprocess.run(
         ["bash", "infra/deploy.sh", "--list-source"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -93,7 +93,7 @@ def test_the_source_archive_holds_every_entry_point_and_no_developer_tool(tmp_pa
         "outside = sorted(n for n, m in sys.modules.items() if n.split('.')[0] == 'functions'\n"
         "                 and not origin(m).startswith(os.path.abspath(here)))\n"
         "assert not outside, outside\n"
-        "assert not [n for n in sys.modules if n.startswith('functions.devtools')]\n"
+        "assert not [n for n in sys.modules if n.startswith('tools')]\n"
         "print('ok', len(sys.argv) - 1)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -185,7 +185,7 @@ def test_shell_scripts_parse_and_pass_shellcheck() -> None:
         assert parsed.returncode == 0, f"{script}: {parsed.stderr}"
     shellcheck = shutil.which("shellcheck")
     if not shellcheck:
-        pytest.skip("shellcheck is not installed (Debian package shellcheck; functions/devtools/setup.sh installs it)")
+        pytest.skip("shellcheck is not installed (Debian package shellcheck; tools/setup.sh installs it)")
     result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

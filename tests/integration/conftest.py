@@ -23,8 +23,8 @@ def fulfillment_app(firestore_emulator: object) -> Any:
 @pytest.fixture
 def issue_token(firestore_db: object) -> Callable[..., str]:
     """Issues an access token for a user, as account linking would."""
-    from functions.adapters.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
-    from functions.domain import tokens
+    from functions.core import tokens
+    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
 
     def issue(agent_user_id: str, ttl_s: int = 3600) -> str:
         now = int(time.time() * 1000)
@@ -38,8 +38,8 @@ def issue_token(firestore_db: object) -> Callable[..., str]:
 @pytest.fixture
 def add_devices(firestore_db: object) -> Callable[[str, list[dict[str, Any]]], None]:
     """Registers devices the way `python -m functions devices add` does (validated, initial states)."""
-    from functions.adapters.firestore import FirestoreDeviceRegistry
-    from functions.cli import validated_devices
+    from functions.platform.firestore import FirestoreDeviceRegistry
+    from tools.cli import validated_devices
 
     def add(agent_user_id: str, devices: list[dict[str, Any]]) -> None:
         FirestoreDeviceRegistry().add(agent_user_id, validated_devices(devices))

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from functions.devtools.google import disconnect_request, sync_request
-from functions.domain import linking, tokens
+from functions.core import tokens
+from functions.linking import service as linking
 from tests.integration.conftest import REPO_ROOT
 from tests.integration.linking_helpers import (
     CLIENT_ID,
@@ -29,6 +29,7 @@ from tests.integration.linking_helpers import (
     read_page,
 )
 from tests.schema_oracle import oracle
+from tools.google import disconnect_request, sync_request
 
 pytestmark = pytest.mark.emulator
 
@@ -99,7 +100,7 @@ def linking_clock(firestore_db: object) -> Iterator[list[int]]:
     """The linking service's clock, as a one-element list the test may move (ms)."""
     import time
 
-    from functions.adapters.firestore_linking import default_service
+    from functions.linking.store import default_service
 
     service = default_service()
     now = [int(time.time() * 1000)]
@@ -111,8 +112,8 @@ def linking_clock(firestore_db: object) -> Iterator[list[int]]:
 
 @pytest.fixture
 def google_client(firestore_db: object) -> Any:
-    from functions.adapters.firestore_linking import FirestoreClientRegistry
-    from functions.domain import linking
+    from functions.linking import service as linking
+    from functions.linking.store import FirestoreClientRegistry
 
     client = linking.OAuthClient(
         CLIENT_ID, "Google Home", linking.hash_client_secret(CLIENT_SECRET), (GOOGLE_REDIRECT, SANDBOX_REDIRECT)
@@ -123,7 +124,7 @@ def google_client(firestore_db: object) -> Any:
 
 @pytest.fixture
 def ada(firestore_db: object) -> Any:
-    from functions.adapters.firestore_linking import FirestoreUserDirectory
+    from functions.linking.store import FirestoreUserDirectory
 
     return FirestoreUserDirectory().add("ada@example.com", PASSWORD)
 
@@ -217,7 +218,7 @@ def test_sign_in_is_throttled_per_account_without_revealing_accounts(browser: Li
     assert real_page.ids["form-error"].startswith("Too many sign-in attempts for this account.")
     assert real_page.ids["form-error"] == browser.page().ids["form-error"]
     # Somebody else still signs in.
-    from functions.adapters.firestore_linking import FirestoreUserDirectory
+    from functions.linking.store import FirestoreUserDirectory
 
     FirestoreUserDirectory().add("bob@example.com", PASSWORD)
     assert browser.sign_in("bob@example.com").status_code == 200
@@ -487,7 +488,7 @@ def test_a_code_expires_after_ten_minutes(
 
 
 def test_a_code_is_bound_to_its_client_and_redirect_uri(browser: LinkingBrowser, ada: Any, token_client: Any) -> None:
-    from functions.adapters.firestore_linking import FirestoreClientRegistry
+    from functions.linking.store import FirestoreClientRegistry
 
     other_secret = "other-secret-" + "y" * 32
     FirestoreClientRegistry().add(
@@ -636,7 +637,7 @@ def test_the_previous_refresh_token_works_for_the_grace_window_only(
 
 
 def test_refresh_errors(linked: dict[str, Any], token_client: Any, firestore_db: Any) -> None:
-    from functions.adapters.firestore_linking import FirestoreClientRegistry
+    from functions.linking.store import FirestoreClientRegistry
 
     assert_oauth_error(refresh(token_client, "rt.YWRh.forged"), "invalid_grant")
     assert_oauth_error(refresh(token_client, linked["access_token"]), "invalid_grant")
@@ -709,7 +710,7 @@ def test_storage_outages_are_temporarily_unavailable(
 ) -> None:
     from google.api_core import exceptions as google_errors
 
-    from functions.adapters.firestore_linking import default_service
+    from functions.linking.store import default_service
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise google_errors.ServiceUnavailable("emulated outage")

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from functions.devtools.google import execute_request, execution, query_request
-from functions.logs import JsonLineFormatter
+from functions.platform.logs import JsonLineFormatter
 from tests.integration.cli_runner import run_cli
 from tests.integration.conftest import Google
 from tests.schema_oracle import oracle
+from tools.google import execute_request, execution, query_request
 
 pytestmark = pytest.mark.emulator
 
@@ -361,7 +361,7 @@ def test_no_pin_in_any_document_or_log_line(alice: Google, firestore_db: Any, lo
 
 
 def test_attempts_are_counted_atomically(firestore_db: Any) -> None:
-    from functions.adapters.firestore_challenges import FirestorePinStore
+    from functions.fulfillment.pin_store import FirestorePinStore
 
     store = FirestorePinStore()
     assert store.count_attempt("bob", "lock", 1_000) is None, "no PIN, nothing counted"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from functions.devtools.google import query_request
 from tests.integration.cli_runner import run_cli
 from tests.integration.conftest import Google
+from tools.google import query_request
 
 pytestmark = pytest.mark.emulator
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from functions.devtools.google import sync_request
-from functions.domain import traits
-from functions.domain.traits.base import Trait
+from functions.core import traits
+from functions.core.traits.base import Trait
 from tests.integration.cli_runner import run_cli, run_cli_many
 from tests.integration.conftest import Google
 from tests.schema_oracle import oracle
 from tests.trait_examples import attribute_examples, device_document
+from tools.google import sync_request
 
 pytestmark = pytest.mark.emulator
 

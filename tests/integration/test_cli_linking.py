@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from functions import cli
-from functions.domain import linking
+from functions.linking import service as linking
 from tests.integration.conftest import REPO_ROOT
+from tools import cli
 
 pytestmark = pytest.mark.emulator
 GOOGLE = "https://oauth-redirect.googleusercontent.com/r/demo-smart-home-test"
@@ -34,7 +34,7 @@ def documents(db: Any, collection: str) -> dict[str, dict[str, Any]]:
 def test_users_add_reads_the_password_from_stdin_and_stores_an_argon2_hash(
     firestore_db: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from functions.adapters.firestore_linking import FirestoreUserDirectory
+    from functions.linking.store import FirestoreUserDirectory
 
     code, out, _ = run(monkeypatch, capsys, "s3cret password\n", "users", "add", "--email", " Ada@Example.com ")
     assert code == 0

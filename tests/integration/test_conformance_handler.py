@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from functions.devtools.google import execute_request, execution, query_request, sync_request
-from functions.domain import traits
-from functions.domain.traits.base import Trait
+from functions.core import traits
+from functions.core.traits.base import Trait
 from tests.integration.conftest import Google
 from tests.schema_oracle import oracle
 from tests.trait_examples import (
@@ -28,6 +27,7 @@ from tests.trait_examples import (
     schema_attribute_examples,
     starting_states,
 )
+from tools.google import execute_request, execution, query_request, sync_request
 
 pytestmark = pytest.mark.emulator
 
@@ -60,8 +60,8 @@ def summary(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def register(user: str, devices: list[dict[str, Any]]) -> None:
     """What `python -m functions devices add` does with a file of devices."""
-    from functions.adapters.firestore import FirestoreDeviceRegistry
-    from functions.cli import validated_devices
+    from functions.platform.firestore import FirestoreDeviceRegistry
+    from tools.cli import validated_devices
 
     FirestoreDeviceRegistry().add(user, validated_devices(devices))
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.firestore_sync import FirestoreSyncLedger
-from functions.domain.request_sync import (
+from functions.request_sync.ledger_store import FirestoreSyncLedger
+from functions.request_sync.service import (
     COMMIT_TIME,
     ISSUE,
     JOINED,

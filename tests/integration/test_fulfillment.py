@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from functions.devtools.google import disconnect_request, execute_request, execution, query_request, sync_request
-from functions.domain.requests import intent_of
+from functions.fulfillment.requests import intent_of
 from tests.integration.conftest import Google
 from tests.schema_oracle import oracle
+from tools.google import disconnect_request, execute_request, execution, query_request, sync_request
 
 pytestmark = pytest.mark.emulator
 
@@ -56,7 +56,7 @@ def device(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def stored_state(user: str, device_id: str) -> dict[str, Any]:
-    from functions.adapters.firestore import FirestoreDeviceRegistry
+    from functions.platform.firestore import FirestoreDeviceRegistry
 
     document = FirestoreDeviceRegistry().get(user, device_id)
     assert document is not None
@@ -269,8 +269,8 @@ def test_missing_or_unknown_tokens_get_401(alice: Google, token: str | None) -> 
 
 
 def test_expired_token_gets_401(alice: Google, issue_token: Callable[..., str]) -> None:
-    from functions.adapters.firestore import FirestoreTokenStore
-    from functions.domain import tokens
+    from functions.core import tokens
+    from functions.platform.firestore import FirestoreTokenStore
 
     expired = tokens.issue(FirestoreTokenStore(), tokens.ACCESS, "alice", -1, 1_000)
     status, _ = alice.post(query_request(["lamp-1"]), token=expired)

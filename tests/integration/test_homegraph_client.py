@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.homegraph import (
+from functions.platform.homegraph import (
     HOMEGRAPH_SCOPE,
     BadRequest,
     Forbidden,
@@ -24,8 +24,8 @@ from functions.adapters.homegraph import (
     Transient,
     application_default_credentials,
 )
-from functions.devtools import emulators
-from functions.devtools.homegraph_standin import StandIn
+from tools import emulators
+from tools.homegraph_standin import StandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMP = {
@@ -285,7 +285,7 @@ def test_production_credentials_are_adc_with_the_homegraph_scope(
 
 def test_importing_the_client_loads_no_google_api_library() -> None:
     probe = (
-        "import sys, json; import functions.adapters.homegraph; "
+        "import sys, json; import functions.platform.homegraph; "
         "heavy = ('googleapiclient', 'httplib2', 'google.auth'); "
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))"
     )

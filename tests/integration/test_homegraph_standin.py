@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from functions.devtools.homegraph_standin import Fault, StandIn, StaticTokens
+from tools.homegraph_standin import Fault, StandIn, StaticTokens
 
 LAMP = {
     "id": "lamp-1",

@@ -27,11 +27,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from functions.devtools.emulators import free_port
-from functions.devtools.google import sync_request
 from tests.integration.conftest import REPO_ROOT
 from tests.integration.linking_helpers import query_of
 from tests.schema_oracle import oracle
+from tools.emulators import free_port
+from tools.google import sync_request
 
 pytestmark = pytest.mark.emulator
 
@@ -147,7 +147,7 @@ def chromium() -> Iterator[Any]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip(
             "Chromium is not installed (/usr/bin/chromium and /usr/bin/chromedriver from the Debian packages "
-            "chromium and chromium-driver): run functions/devtools/setup.sh as root"
+            "chromium and chromium-driver): run tools/setup.sh as root"
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from functions.devtools import emulators, stack
 from tests.schema_oracle import oracle
+from tools import emulators, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = f"demo-stack-test-{os.getpid()}"  # its own, so a parallel run's emulators are not taken for ours
@@ -114,7 +114,7 @@ def test_the_stack_round_trip_and_clean_stop(tmp_path: Path) -> None:
         taken.bind((stack.HOST, stack.DEFAULT_PORTS["fulfillment"]))
         taken.listen()
     process = subprocess.Popen(
-        [sys.executable, "-m", "functions.devtools.stack"],
+        [sys.executable, "-m", "tools.stack"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -191,7 +191,7 @@ def test_the_stack_round_trip_and_clean_stop(tmp_path: Path) -> None:
         assert "deviceNotFound" in unknown.stdout
 
         second = subprocess.run(
-            [sys.executable, "-m", "functions.devtools.stack"], cwd=ROOT, env=env, capture_output=True, text=True
+            [sys.executable, "-m", "tools.stack"], cwd=ROOT, env=env, capture_output=True, text=True
         )
         assert second.returncode == 1
         assert "already runs" in second.stdout

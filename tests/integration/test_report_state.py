@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from functions.devtools import emulators
-from functions.devtools.google import disconnect_request, execute_request, execution, sync_request
-from functions.devtools.homegraph_standin import StandIn
-from functions.devtools.pubsub_local import ServedFunction, create_subscription, create_topic, delete
 from tests.conftest import PROJECT
 from tests.integration.conftest import REPO_ROOT, Google
 from tests.schema_oracle import oracle
 from tests.unit.reporting_helpers import doorbell, lamp, lock, message_json, router, smoke_detector, washer
+from tools import emulators
+from tools.google import disconnect_request, execute_request, execution, sync_request
+from tools.homegraph_standin import StandIn
+from tools.pubsub_local import ServedFunction, create_subscription, create_topic, delete
 
 pytestmark = pytest.mark.emulator
 
@@ -65,9 +65,9 @@ class Pipeline:
 
     def link(self, user: str, *devices: dict[str, Any]) -> None:
         """The user's devices in Firestore, the user linked (Firestore and Google), Google knowing the devices."""
-        from functions.adapters.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
-        from functions.cli import validated_devices
-        from functions.domain.device import parse_device
+        from functions.core.device import parse_device
+        from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+        from tools.cli import validated_devices
 
         documents = validated_devices([{k: v for k, v in d.items() if k != "backend"} for d in devices])
         for (device_id, stored), device in zip(documents, devices, strict=True):
@@ -79,7 +79,7 @@ class Pipeline:
         self.standin.link(user, sync=False, devices=[parse_device(i, d).sync_view() for i, d in documents])
 
     def publish(self, body: Any, attributes: dict[str, str] | None = None) -> str:
-        from functions.devtools.pubsub_local import publisher
+        from tools.pubsub_local import publisher
 
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         future = publisher().publish(f"projects/{PROJECT}/topics/{TOPIC}", data, **(attributes or {}))
@@ -115,10 +115,10 @@ class Pipeline:
 def pipeline(
     served: ServedFunction, firestore_db: Any, homegraph_standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Pipeline]:
-    from functions.adapters.firestore_reporting import FirestoreReportStore
-    from functions.adapters.homegraph import HomeGraphClient, RetryPolicy
-    from functions.domain.reporting import Reporter
-    from functions.entrypoints import report_state as entry
+    from functions.platform.homegraph import HomeGraphClient, RetryPolicy
+    from functions.reporting import entry
+    from functions.reporting.pipeline import Reporter
+    from functions.reporting.store import FirestoreReportStore
 
     for name, value in {
         "STATE_TOPIC": TOPIC,
@@ -142,7 +142,7 @@ def pipeline(
 
 
 def reporter_settings(**changes: Any) -> None:
-    from functions.entrypoints import report_state as entry
+    from functions.reporting import entry
 
     reporter = entry.reporter()
     reporter.settings = dataclasses.replace(reporter.settings, **changes)
@@ -311,7 +311,7 @@ def test_a_virtual_lock_answers_pending_then_follows_up_with_its_state(
 def test_a_pubsub_device_gets_the_command_and_its_failure_follows_up(
     pipeline: Pipeline, google: Callable[[str], Google]
 ) -> None:
-    from functions.devtools.pubsub_local import subscriber
+    from tools.pubsub_local import subscriber
 
     pipeline.link("alice", {**lock(), "backend": "pubsub"})
     request = execute_request([(["front-door"], [execution("LockUnlock", {"lock": True, "followUpToken": "tok-2"})])])
@@ -341,7 +341,7 @@ def test_a_pubsub_device_gets_the_command_and_its_failure_follows_up(
 def test_an_expired_follow_up_token_sends_the_state_but_no_follow_up(
     pipeline: Pipeline, google: Callable[[str], Google], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from functions.devtools.pubsub_local import subscriber
+    from tools.pubsub_local import subscriber
 
     caplog.set_level(logging.INFO)
     pipeline.link("alice", {**lock(), "backend": "pubsub"})
@@ -392,7 +392,7 @@ def test_404_unlinks_the_user_until_the_next_sync_which_brings_a_full_report(
     pipeline.settle(2)
     assert len(pipeline.reports(status=None)) == 1  # nothing more for an unlinked user
     # The user links again: Google runs SYNC; INITIAL_REPORT_DELAY_S later every device is reported in full.
-    from functions.domain.device import parse_device
+    from functions.core.device import parse_device
 
     pipeline.standin.link(
         "alice", sync=False, devices=[parse_device(d, pipeline.device(d)).sync_view() for d in ("lamp-1", "lamp-2")]
@@ -449,7 +449,7 @@ def test_transient_errors_are_retried_then_redelivered(pipeline: Pipeline, fault
 
 
 def test_a_device_cloud_write_to_firestore_is_reported(pipeline: Pipeline) -> None:
-    from functions.entrypoints.report_state import forward_device_write
+    from functions.reporting.entry import forward_device_write
 
     pipeline.link("alice", lamp("lamp-1"))
     ref = pipeline.db.collection("users").document("alice").collection("devices").document("lamp-1")
@@ -467,7 +467,7 @@ def device_trigger(firestore_emulator: emulators.Emulator, local_eventarc: Any) 
     """sync_on_device_change (which hands state changes to Report State) on the default database's devices."""
     import functions_framework
 
-    from functions.devtools.eventarc import Retry
+    from tools.eventarc import Retry
 
     trigger_id = f"report-state-devices-{RUN}"
     function = ServedFunction(

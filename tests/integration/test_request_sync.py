@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 import requests
 
-from functions.devtools import emulators
-from functions.devtools.eventarc import LocalEventarc, Retry
-from functions.devtools.homegraph_standin import FirestoreTokenSource, StandIn
-from functions.devtools.serving import FunctionProcess, start_function
 from tests.conftest import LOG_DIR, PROJECT
 from tests.schema_oracle import oracle
+from tools import emulators
+from tools.eventarc import LocalEventarc, Retry
+from tools.homegraph_standin import FirestoreTokenSource, StandIn
+from tools.serving import FunctionProcess, start_function
 
 pytestmark = pytest.mark.emulator
 
@@ -79,8 +79,8 @@ class Stack:
 
     def link(self, user: str) -> None:
         """Account linking: a token in Firestore (users/U.linked), and Google (the stand-in) knows the user."""
-        from functions.adapters.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
-        from functions.domain import tokens
+        from functions.core import tokens
+        from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
 
         now_ms = int(time.time() * 1000)
         tokens.issue(FirestoreTokenStore(self.db), tokens.ACCESS, user, 3600, now_ms)  # what `token issue` does
@@ -89,8 +89,8 @@ class Stack:
 
     def preset(self, user: str, *devices: dict[str, Any]) -> None:
         """Devices registered before the test's action (the CLI's own code, in this process: faster)."""
-        from functions.adapters.firestore import FirestoreDeviceRegistry
-        from functions.cli import validated_devices
+        from functions.platform.firestore import FirestoreDeviceRegistry
+        from tools.cli import validated_devices
 
         FirestoreDeviceRegistry(self.db).add(user, validated_devices(list(devices)))
         self.settle()  # their events are handled before anything else happens
@@ -290,7 +290,7 @@ def test_users_who_never_linked_or_disconnected_get_nothing(stack: Stack) -> Non
     stack.add(never, LAMP)
     gone = unique("gone")
     stack.link(gone)
-    from functions.adapters.firestore import FirestoreFulfillmentStore
+    from functions.platform.firestore import FirestoreFulfillmentStore
 
     FirestoreFulfillmentStore(stack.db).disconnect(gone, int(time.time() * 1000))
     stack.add(gone, LAMP)
@@ -318,7 +318,7 @@ def test_a_bulk_import_of_100_devices_costs_at_most_two_calls(stack: Stack) -> N
 
 
 def test_fifty_renames_cost_at_most_two_calls_and_the_last_name_arrives(stack: Stack) -> None:
-    from functions.adapters.firestore import FirestoreDeviceRegistry
+    from functions.platform.firestore import FirestoreDeviceRegistry
 
     user = unique("renames")
     stack.preset(user, *[light(i) for i in range(50)])

@@ -8,8 +8,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from functions.domain.homegraph import HomeGraphError, Ok
-from functions.domain.state_messages import StateMessage, format_time_ms
+from functions.core.homegraph import HomeGraphError, Ok
+from functions.core.state_messages import StateMessage, format_time_ms
 
 T = "action.devices.traits."
 # Observation times of the test messages: a little in the past, whole seconds.

@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.memory import MemoryPinStore, MemoryStore
-from functions.devtools.google import execute_request, execution
-from functions.domain import challenges as policy
-from functions.domain import tokens
-from functions.domain import traits as trait_registry
-from functions.domain.challenges import Challenges, PinRecord
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.errors import ChallengeNeeded, CommandError, InvalidDevice
-from functions.domain.fulfillment import Fulfillment
-from functions.domain.ports import StateWrite
-from functions.domain.requests import Execution
+from functions.core import challenges as policy
+from functions.core import tokens
+from functions.core import traits as trait_registry
+from functions.core.challenges import Challenges, PinRecord
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.errors import ChallengeNeeded, CommandError, InvalidDevice
+from functions.core.ports import StateWrite
+from functions.fulfillment.requests import Execution
+from functions.fulfillment.service import Fulfillment
+from tests.fakes.memory import MemoryPinStore, MemoryStore
 from tests.schema_oracle import oracle
+from tools.google import execute_request, execution
 
 NOW = 1_800_000_000_000
 LOCKOUT_MS = 15 * 60 * 1000
@@ -535,7 +535,7 @@ def test_the_fulfillment_starts_without_loading_argon2() -> None:
     from pathlib import Path
 
     probe = (
-        "import sys, json; import main; from functions.entrypoints.fulfillment import service; service(); "
+        "import sys, json; import main; from functions.fulfillment.entry import service; service(); "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('argon2', '_argon2_cffi_bindings'))))"
     )
     env = {**os.environ, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "GOOGLE_CLOUD_PROJECT": "demo-probe"}

@@ -11,7 +11,7 @@ from google.events.cloud.firestore import ArrayValue, Document, DocumentEventDat
 from google.protobuf import struct_pb2
 from google.type import latlng_pb2
 
-from functions.adapters.firestore_events import DocumentChange, MalformedEvent, decode
+from functions.platform.events import DocumentChange, MalformedEvent, decode
 
 NAME = "projects/p/databases/(default)/documents/users/alice/devices/lamp-1"
 WHEN = dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=dt.UTC)

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.memory import MemoryStore
-from functions.devtools.google import execute_request, execution, query_request, sync_request
-from functions.domain import tokens
-from functions.domain.fulfillment import MAX_WRITE_ATTEMPTS, Fulfillment
-from functions.domain.ports import Snapshot, StateWrite
+from functions.core import tokens
+from functions.core.ports import Snapshot, StateWrite
+from functions.fulfillment.service import MAX_WRITE_ATTEMPTS, Fulfillment
+from tests.fakes.memory import MemoryStore
 from tests.schema_oracle import oracle
+from tools.google import execute_request, execution, query_request, sync_request
 
 LAMP = {
     "type": "action.devices.types.LIGHT",

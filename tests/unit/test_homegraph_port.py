@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from functions.domain.homegraph import (
+from functions.core.homegraph import (
     NO_RETRY,
     BadRequest,
     Forbidden,

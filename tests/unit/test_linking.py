@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from functions.adapters.memory_linking import MemoryClients, MemoryGrants, MemoryLinks, MemoryThrottle, MemoryUsers
-from functions.domain import linking, tokens
-from functions.domain.linking import AccountLinking, IssuedTokens, OAuthClient
+from functions.core import tokens
+from functions.linking import service as linking
+from functions.linking.service import AccountLinking, IssuedTokens, OAuthClient
+from tests.fakes.memory_linking import MemoryClients, MemoryGrants, MemoryLinks, MemoryThrottle, MemoryUsers
 
 REDIRECT = "https://oauth-redirect.googleusercontent.com/r/demo-project"
 SECRET = "s" * 43
@@ -29,7 +30,7 @@ def quick_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters for these rule tests (the integration tests use the real ones)."""
     from argon2 import PasswordHasher
 
-    from functions.adapters import passwords
+    from functions.linking import passwords
 
     monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
@@ -293,16 +294,16 @@ def test_tokens_minted_for_another_user_are_refused(service: AccountLinking) -> 
 
 
 def test_a_maker_can_plug_in_their_own_user_directory() -> None:
-    from functions.adapters.firestore_linking import user_directory
+    from functions.linking.store import user_directory
 
-    assert isinstance(user_directory("functions.adapters.memory_linking:MemoryUsers"), MemoryUsers)
-    for spec in ("no-colon", "functions.adapters.memory_linking:", "functions.adapters.memory_linking:not a name"):
+    assert isinstance(user_directory("tests.fakes.memory_linking:MemoryUsers"), MemoryUsers)
+    for spec in ("no-colon", "tests.fakes.memory_linking:", "tests.fakes.memory_linking:not a name"):
         with pytest.raises(ValueError, match=r"package\.module:factory"):
             user_directory(spec)
 
 
 def test_the_session_key_is_required_outside_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.adapters.firestore_linking import SessionKeyMissing, session_key
+    from functions.linking.store import SessionKeyMissing, session_key
 
     monkeypatch.setenv("ACCOUNT_LINKING_SESSION_KEY", "k" * 64)
     assert session_key() == b"k" * 64

@@ -9,15 +9,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from functions.adapters.memory import MemoryStore
-from functions.adapters.memory_reporting import MemoryReportStore
-from functions.domain import report_state as planning
-from functions.domain.device import parse_device
-from functions.domain.followups import PUBSUB, DeviceBackends, backend_of, virtual_result
-from functions.domain.initial_report import InitialReportAfterSync
-from functions.domain.report_state import FOLLOW_UP, NOTIFICATION, DeviceView, Event, QueueEntry
-from functions.domain.requests import Execution
-from functions.domain.state_messages import (
+from functions.core.commands import PUBSUB, DeviceBackends, backend_of, virtual_result
+from functions.core.device import parse_device
+from functions.core.state_messages import (
     CONTRACT,
     InvalidMessage,
     ReportAllRequest,
@@ -28,7 +22,13 @@ from functions.domain.state_messages import (
     report_all_data,
     state_message_data,
 )
-from functions.domain.traits.base import Effect
+from functions.core.traits.base import Effect
+from functions.fulfillment.initial_report import InitialReportAfterSync
+from functions.fulfillment.requests import Execution
+from functions.reporting import planning
+from functions.reporting.planning import FOLLOW_UP, NOTIFICATION, DeviceView, Event, QueueEntry
+from tests.fakes.memory import MemoryStore
+from tests.fakes.memory_reporting import MemoryReportStore
 from tests.unit.reporting_helpers import BASE_MS, document, lamp, lock, message_json, router
 
 NOW = BASE_MS + 60_000
@@ -297,7 +297,7 @@ def test_a_sync_asks_for_the_full_report_and_never_fails_for_it() -> None:
 def test_without_pubsub_a_pending_command_stays_pending_quietly(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from functions.adapters.pubsub import PublishingDisabled, PubSubPublisher
+    from functions.platform.pubsub import PublishingDisabled, PubSubPublisher
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)

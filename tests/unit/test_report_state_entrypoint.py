@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from functions.domain.reporting import ReportDeferred
-from functions.domain.state_messages import StateMessage
-from functions.entrypoints import report_state as entry
+from functions.core.state_messages import StateMessage
+from functions.reporting import entry
+from functions.reporting.pipeline import ReportDeferred
 
 
 def event(message: dict[str, Any]) -> CloudEvent:

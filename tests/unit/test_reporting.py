@@ -1,4 +1,4 @@
-"""The Report State pipeline (functions.domain.reporting) on the in-memory store with a recording HomeGraph.
+"""The Report State pipeline (functions.reporting.pipeline) on the in-memory store with a recording HomeGraph.
 
 The same pipeline runs end to end on the emulators in tests/integration/test_report_state.py; here the cases are
 many and fast: dedup, order, coalescing across instances (threads with separate reporters), every error path.
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.memory_reporting import MemoryReportStore
-from functions.domain.followups import FOLLOW_UP_TTL_MS, PendingCommand
-from functions.domain.homegraph import BadRequest, Forbidden, NotFound, Transient
-from functions.domain.reporting import (
+from functions.core.commands import FOLLOW_UP_TTL_MS, PendingCommand
+from functions.core.homegraph import BadRequest, Forbidden, NotFound, Transient
+from functions.core.state_messages import InvalidMessage, ReportAllRequest
+from functions.reporting.pipeline import (
     IGNORED,
     NOT_LINKED,
     REPORT_SEQ,
@@ -28,7 +28,7 @@ from functions.domain.reporting import (
     Reporter,
     Settings,
 )
-from functions.domain.state_messages import InvalidMessage, ReportAllRequest
+from tests.fakes.memory_reporting import MemoryReportStore
 from tests.unit.reporting_helpers import (
     BASE_MS,
     RecordingHomeGraph,
@@ -647,7 +647,7 @@ def test_a_report_all_request_of_an_unlinked_user_does_nothing(
 
 
 def test_idle_users_are_forgotten_by_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.domain import reporting
+    from functions.reporting import pipeline as reporting
 
     monkeypatch.setattr(reporting, "MAX_LOCAL_SLOTS", 4)
     local = reporting._Local()
@@ -684,7 +684,7 @@ def test_an_outdated_message_still_announces_what_happened(
 def test_devices_of_a_call_that_needed_retries_are_reported_again_in_full(
     reporter: Reporter, store: MemoryReportStore, homegraph: RecordingHomeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from functions.domain.homegraph import Ok
+    from functions.core.homegraph import Ok
 
     answered = homegraph.report_state_and_notification
     attempts = iter([2])  # the first call took two attempts: the first may still land late at HomeGraph

@@ -16,9 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from functions.adapters.memory_sync import MemorySyncLedger, ScriptedHomeGraph
-from functions.domain.homegraph import BadRequest, Forbidden, HomeGraphError, NotFound, Ok, Transient
-from functions.domain.request_sync import (
+from functions.core.homegraph import BadRequest, Forbidden, HomeGraphError, NotFound, Ok, Transient
+from functions.request_sync.service import (
     BAD_REQUEST,
     COMMIT_TIME,
     CONTINUE,
@@ -46,6 +45,7 @@ from functions.domain.request_sync import (
     on_result,
     on_wake,
 )
+from tests.fakes.memory_sync import MemorySyncLedger, ScriptedHomeGraph
 
 SETTINGS = Settings(window_s=5.0, owner_budget_s=120.0, max_event_age_s=3600.0, call_budget_s=20.0)
 USER = "alice"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.entrypoints.sync_on_device_change import event_time_us
+from functions.request_sync.entry import event_time_us
 
 BASE = 1_795_240_723_000_000  # 2026-11-21T05:58:43Z
 

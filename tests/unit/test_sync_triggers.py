@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import INTERNAL_FIELDS, SYNC_FIELDS
-from functions.domain.sync_triggers import (
+from functions.core.device import INTERNAL_FIELDS, SYNC_FIELDS
+from functions.request_sync.triggers import (
     CHANGED,
     CREATED,
     DELETED,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain import traits
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.errors import CommandError, InvalidDevice
-from functions.domain.traits.base import CommandContext, Effect, Trait
+from functions.core import traits
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.errors import CommandError, InvalidDevice
+from functions.core.traits.base import CommandContext, Effect, Trait
 from tests.schema_oracle import oracle
 from tests.trait_examples import attribute_examples, device_document, params_examples, starting_states
 

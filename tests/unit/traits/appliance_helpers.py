@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain import traits
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.errors import CommandError
-from functions.domain.traits.base import CommandContext, Effect, Trait
+from functions.core import traits
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.errors import CommandError
+from functions.core.traits.base import CommandContext, Effect, Trait
 from tests.schema_oracle import oracle
 
 NOW_MS = 1_700_000_000_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.domain import traits
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.traits.base import COMMAND_PREFIX, CommandContext, Effect
+from functions.core import traits
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.traits.base import COMMAND_PREFIX, CommandContext, Effect
 from tests.schema_oracle import oracle
 
 NOW_MS = 1_700_000_000_000

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.domain import traits
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.device_types import DEVICE_TYPES
-from functions.domain.traits.base import COMMAND_PREFIX, CommandContext, Effect
+from functions.core import traits
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.device_types import DEVICE_TYPES
+from functions.core.traits.base import COMMAND_PREFIX, CommandContext, Effect
 from tests.schema_oracle import oracle
 
 NOW_MS = 1_700_000_000_000

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import CommandError, InvalidDevice
-from functions.domain.schema import is_valid
-from functions.domain.traits.appselector import AppSelector
+from functions.core.errors import CommandError, InvalidDevice
+from functions.core.schema import is_valid
+from functions.core.traits.appselector import AppSelector
 from tests.schema_oracle import oracle
 from tests.unit.traits.media_helpers import apply, register, run
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from functions.domain.errors import CommandError
-from functions.domain.traits.brightness import Brightness
+from functions.core.errors import CommandError
+from functions.core.traits.brightness import Brightness
 from tests.schema_oracle import oracle
 from tests.unit.traits.control_helpers import device, execute
 

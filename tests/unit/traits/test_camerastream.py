@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import Device
-from functions.domain.errors import CommandError
-from functions.domain.schema import is_valid
-from functions.domain.traits.camerastream import CameraStream
+from functions.core.device import Device
+from functions.core.errors import CommandError
+from functions.core.schema import is_valid
+from functions.core.traits.camerastream import CameraStream
 from tests.schema_oracle import oracle
 from tests.unit.traits.media_helpers import apply, register, run
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import Device
-from functions.domain.errors import CommandError, InvalidDevice
-from functions.domain.schema import is_valid
-from functions.domain.traits.channel import Channel
+from functions.core.device import Device
+from functions.core.errors import CommandError, InvalidDevice
+from functions.core.schema import is_valid
+from functions.core.traits.channel import Channel
 from tests.schema_oracle import oracle
 from tests.unit.traits.media_helpers import apply, register, run
 

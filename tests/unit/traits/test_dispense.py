@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import InvalidDevice
-from functions.domain.schema import errors as schema_errors
-from functions.domain.traits.dispense import convert
+from functions.core.errors import InvalidDevice
+from functions.core.schema import errors as schema_errors
+from functions.core.traits.dispense import convert
 from tests.schema_oracle import oracle
 from tests.unit.traits.appliance_helpers import Harness
 

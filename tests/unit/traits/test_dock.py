@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from functions.domain.device import new_device_document, parse_device
-from functions.domain.errors import CommandError
-from functions.domain.traits.base import CommandContext
-from functions.domain.traits.dock import Dock
+from functions.core.device import new_device_document, parse_device
+from functions.core.errors import CommandError
+from functions.core.traits.base import CommandContext
+from functions.core.traits.dock import Dock
 from tests.schema_oracle import oracle
 
 DOCUMENT = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import InvalidDevice
+from functions.core.errors import InvalidDevice
 from tests.unit.traits.appliance_helpers import Harness
 
 FILL = Harness("Fill")

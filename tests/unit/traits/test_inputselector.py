@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import Device
-from functions.domain.errors import CommandError, InvalidDevice
+from functions.core.device import Device
+from functions.core.errors import CommandError, InvalidDevice
 from tests.schema_oracle import oracle
 from tests.unit.traits.media_helpers import apply, register, run
 

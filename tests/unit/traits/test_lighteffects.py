@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from functions.domain.errors import CommandError
-from functions.domain.traits.lighteffects import LightEffects
+from functions.core.errors import CommandError
+from functions.core.traits.lighteffects import LightEffects
 from tests.schema_oracle import oracle
 from tests.unit.traits.control_helpers import NOW_MS, device, execute
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import CommandError
-from functions.domain.traits.base import CommandContext, Effect
-from functions.domain.traits.locator import Locator
+from functions.core.errors import CommandError
+from functions.core.traits.base import CommandContext, Effect
+from functions.core.traits.locator import Locator
 from tests.schema_oracle import oracle
 
 COMMAND = "action.devices.commands.Locate"

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import CommandError, InvalidDevice
-from functions.domain.traits import get
-from functions.domain.traits.base import CommandContext
-from functions.domain.traits.mediastate import MediaState
+from functions.core.errors import CommandError, InvalidDevice
+from functions.core.traits import get
+from functions.core.traits.base import CommandContext
+from functions.core.traits.mediastate import MediaState
 from tests.schema_oracle import oracle
 from tests.unit.traits.media_helpers import NOW_MS, register
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.domain.schema import errors as schema_errors
-from functions.domain.traits.objectdetection import ObjectDetection
+from functions.core.schema import errors as schema_errors
+from functions.core.traits.objectdetection import ObjectDetection
 from tests.schema_oracle import oracle
 
 DETECTED_AT_MS = 1_700_000_000_000

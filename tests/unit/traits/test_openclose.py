@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.errors import CommandError
-from functions.domain.schema import errors as schema_errors
-from functions.domain.traits.base import CommandContext, Effect
-from functions.domain.traits.openclose import OpenClose
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.errors import CommandError
+from functions.core.schema import errors as schema_errors
+from functions.core.traits.base import CommandContext, Effect
+from functions.core.traits.openclose import OpenClose
 from tests.schema_oracle import oracle
 
 TRAIT = OpenClose()

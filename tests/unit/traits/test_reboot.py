@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from functions.domain.errors import CommandError
-from functions.domain.traits.base import CommandContext
-from functions.domain.traits.reboot import Reboot
+from functions.core.errors import CommandError
+from functions.core.traits.base import CommandContext
+from functions.core.traits.reboot import Reboot
 
 COMMAND = "action.devices.commands.Reboot"
 

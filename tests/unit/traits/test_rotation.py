@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import CommandError, InvalidDevice
-from functions.domain.traits.rotation import Rotation
+from functions.core.errors import CommandError, InvalidDevice
+from functions.core.traits.rotation import Rotation
 from tests.schema_oracle import oracle
 from tests.unit.traits.control_helpers import device, execute
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import new_device_document, parse_device
-from functions.domain.errors import InvalidDevice
-from functions.domain.schema import errors as schema_errors
-from functions.domain.traits.runcycle import RunCycle
+from functions.core.device import new_device_document, parse_device
+from functions.core.errors import InvalidDevice
+from functions.core.schema import errors as schema_errors
+from functions.core.traits.runcycle import RunCycle
 from tests.schema_oracle import oracle
 
 

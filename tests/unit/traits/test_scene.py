@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import CommandError, InvalidDevice
+from functions.core.errors import CommandError, InvalidDevice
 from tests.schema_oracle import oracle
 from tests.unit.traits.media_helpers import apply, register, run
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import new_device_document, parse_device
-from functions.domain.errors import InvalidDevice
-from functions.domain.schema import errors as schema_errors
-from functions.domain.traits.sensorstate import SENSORS, SensorState
+from functions.core.device import new_device_document, parse_device
+from functions.core.errors import InvalidDevice
+from functions.core.schema import errors as schema_errors
+from functions.core.traits.sensorstate import SENSORS, SensorState
 from tests.schema_oracle import oracle
 
 SMOKE_AND_PM = {

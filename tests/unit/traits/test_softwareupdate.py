@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functions.domain.device import new_device_document, parse_device
-from functions.domain.traits.base import CommandContext
-from functions.domain.traits.softwareupdate import SoftwareUpdate
+from functions.core.device import new_device_document, parse_device
+from functions.core.traits.base import CommandContext
+from functions.core.traits.softwareupdate import SoftwareUpdate
 from tests.schema_oracle import oracle
 
 DOCUMENT = {

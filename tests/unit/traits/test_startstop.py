@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import Device, new_device_document, parse_device
-from functions.domain.errors import CommandError
-from functions.domain.traits.base import CommandContext
-from functions.domain.traits.startstop import StartStop
+from functions.core.device import Device, new_device_document, parse_device
+from functions.core.errors import CommandError
+from functions.core.traits.base import CommandContext
+from functions.core.traits.startstop import StartStop
 from tests.schema_oracle import oracle
 
 TRAIT = StartStop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.domain.errors import InvalidDevice
+from functions.core.errors import InvalidDevice
 from tests.schema_oracle import oracle
 from tests.unit.traits.appliance_helpers import Harness
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from functions.domain.device import Device
-from functions.domain.errors import CommandError, InvalidDevice
-from functions.domain.traits.temperaturesetting import TemperatureSetting
+from functions.core.device import Device
+from functions.core.errors import CommandError, InvalidDevice
+from functions.core.traits.temperaturesetting import TemperatureSetting
 from tests.schema_oracle import oracle
 from tests.unit.traits.control_helpers import device, execute
 

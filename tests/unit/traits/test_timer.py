@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import InvalidDevice
-from functions.domain.traits.timer import COUNTDOWN, remaining_at
+from functions.core.errors import InvalidDevice
+from functions.core.traits.timer import COUNTDOWN, remaining_at
 from tests.unit.traits.appliance_helpers import NOW_MS, Harness
 
 TIMER = Harness("Timer")

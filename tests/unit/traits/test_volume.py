@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.domain.errors import CommandError
-from functions.domain.traits.volume import Volume
+from functions.core.errors import CommandError
+from functions.core.traits.volume import Volume
 from tests.schema_oracle import oracle
 from tests.unit.traits.control_helpers import device, execute
 

@@ -1,1 +1,0 @@
-"""Adapters: Firestore, Pub/Sub and HomeGraph behind the domain's small interfaces, plus in-memory fakes."""

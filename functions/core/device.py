@@ -1,0 +1,229 @@
+"""A device as stored at users/{agentUserId}/devices/{deviceId}: Google's SYNC device object plus its state.
+
+Document layout (device clouds integrate by writing it):
+    type, traits, name, willReportState, roomHint, deviceInfo, attributes, customData, otherDeviceIds,
+    notificationSupportedByAgent   -- Google's SYNC device fields, as Google defines them
+    state                          -- current states of all traits (e.g. {"on": true, "brightness": 40})
+    online                         -- whether the device is reachable (default true)
+Other modules may keep bookkeeping fields in the document; they are listed in INTERNAL_FIELDS.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.core import traits as trait_registry
+from functions.core.challenges import config_problems as challenge_config_problems
+from functions.core.device_types import DEVICE_TYPES
+from functions.core.errors import InvalidDevice
+from functions.core.ids import id_problem
+from functions.core.schema import BOOLEAN, NON_EMPTY_STRING, STRING, array, obj
+from functions.core.schema import errors as schema_errors
+from functions.core.traits.base import Trait
+
+TYPE_PREFIX = "action.devices.types."
+
+# Fields of Google's SYNC device object (besides `id`), in the order Google documents them.
+SYNC_FIELDS = (
+    "type",
+    "traits",
+    "name",
+    "willReportState",
+    "notificationSupportedByAgent",
+    "roomHint",
+    "deviceInfo",
+    "attributes",
+    "customData",
+    "otherDeviceIds",
+)
+DEVICE_FIELDS = ("state", "online")
+# Bookkeeping kept in the document by the backend itself; never sent to Google.
+# reportSeq: counts the Report State pipeline's own state writes (functions/reporting/pipeline.py).
+INTERNAL_FIELDS: frozenset[str] = frozenset({"updatedAt", "challenges", "backend", "reportSeq"})
+
+_DEFINITION_SCHEMA = obj(
+    {
+        "id": NON_EMPTY_STRING,
+        "type": STRING,
+        "traits": array(STRING, min_items=1, uniqueItems=True),
+        "name": obj(
+            {"name": NON_EMPTY_STRING, "defaultNames": array(STRING), "nicknames": array(STRING)},
+            required=("name",),
+        ),
+        "willReportState": BOOLEAN,
+        "notificationSupportedByAgent": BOOLEAN,
+        "roomHint": STRING,
+        "deviceInfo": obj(
+            {"manufacturer": STRING, "model": STRING, "hwVersion": STRING, "swVersion": STRING},
+        ),
+        "attributes": {"type": "object"},
+        "customData": {"type": "object"},
+        "otherDeviceIds": array(obj({"agentId": STRING, "deviceId": NON_EMPTY_STRING}, required=("deviceId",))),
+        "state": {"type": "object"},
+        "online": BOOLEAN,
+        **{name: {} for name in INTERNAL_FIELDS},
+    },
+    required=("type", "traits", "name", "willReportState"),
+)
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    definition: Mapping[str, Any]  # the SYNC fields, validated
+    state: Mapping[str, Any] = field(default_factory=dict)
+    online: bool = True
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the document's INTERNAL_FIELDS, never sent to Google
+
+    @property
+    def type(self) -> str:
+        return str(self.definition["type"])
+
+    @property
+    def trait_names(self) -> list[str]:
+        return list(self.definition["traits"])
+
+    @property
+    def traits(self) -> list[Trait]:
+        return [t for t in (trait_registry.get(name) for name in self.trait_names) if t is not None]
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return self.definition.get("attributes") or {}
+
+    @property
+    def will_report_state(self) -> bool:
+        return bool(self.definition.get("willReportState"))
+
+    @property
+    def notifications_supported(self) -> bool:
+        return bool(self.definition.get("notificationSupportedByAgent"))
+
+    def sync_view(self) -> dict[str, Any]:
+        """The device object Google gets in a SYNC response.
+
+        The view shares its nested values with the device (no copy: a SYNC of a thousand devices would spend a
+        third of its time copying); it is for serializing, not for changing.
+        """
+        view: dict[str, Any] = {"id": self.id}
+        for name in SYNC_FIELDS:
+            if name in self.definition:
+                view[name] = self.definition[name]
+        attributes = dict(view.get("attributes") or {})
+        for trait in self.traits:
+            attributes.update(trait.explicit_attributes(attributes))
+        view["attributes"] = attributes
+        return view
+
+    def query_states(self) -> dict[str, Any]:
+        """Every trait's reportable state (no `online`, no `status`)."""
+        states: dict[str, Any] = {}
+        for trait in self.traits:
+            states.update(trait.query_states(self.attributes, self.state))
+        return states
+
+    def with_state(self, changes: Mapping[str, Any]) -> Device:
+        """This device after `changes`; a None value removes its key; keys no trait reports are not kept."""
+        keys = self.reportable_keys()
+        merged = {**self.state, **{k: v for k, v in changes.items() if k in keys}}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        return Device(self.id, self.definition, merged, self.online, self.settings)
+
+    def reportable_keys(self) -> frozenset[str]:
+        keys: set[str] = set()
+        for trait in self.traits:
+            keys |= trait.state_keys(self.attributes)
+        return frozenset(keys)
+
+
+def normalize_type(value: str) -> str:
+    return value if value.startswith(TYPE_PREFIX) else TYPE_PREFIX + value.upper()
+
+
+def normalize_trait(value: str) -> str:
+    return value if value.startswith(trait_registry.TRAIT_PREFIX) else trait_registry.TRAIT_PREFIX + value
+
+
+def device_id_problem(device_id: Any) -> str | None:
+    return id_problem(device_id, "id")
+
+
+def parse_device(device_id: str, document: Mapping[str, Any]) -> Device:
+    """Validates a stored or submitted device document; raises InvalidDevice naming every problem."""
+    problems = definition_problems(device_id, document)
+    if problems:
+        raise InvalidDevice(f"device {device_id!r}: " + "; ".join(problems))
+    definition = {key: document[key] for key in SYNC_FIELDS if key in document}
+    return Device(
+        id=device_id,
+        definition=definition,
+        state=dict(document.get("state") or {}),
+        online=bool(document.get("online", True)),
+        settings={key: document[key] for key in INTERNAL_FIELDS if key in document},
+    )
+
+
+def definition_problems(device_id: str, document: Mapping[str, Any]) -> list[str]:
+    id_problem = device_id_problem(device_id)
+    if id_problem:
+        return [id_problem]
+    if not isinstance(document, Mapping):
+        return ["a device must be a JSON object"]
+    problems = schema_errors(_DEFINITION_SCHEMA, dict(document))
+    if "id" in document and document["id"] != device_id:
+        problems.append(f"id: {document['id']!r} differs from the document id {device_id!r}")
+    if problems:
+        return problems
+
+    device_type = document["type"]
+    if device_type not in DEVICE_TYPES:
+        problems.append(f"type: {device_type!r} is not one of Google's device types (action.devices.types.*)")
+    traits: list[Trait] = []
+    for name in document["traits"]:
+        trait = trait_registry.get(name) if name.startswith(trait_registry.TRAIT_PREFIX) else None
+        if trait is None:
+            problems.append(f"traits: {name!r} is not a supported trait (action.devices.traits.*)")
+        else:
+            traits.append(trait)
+    if problems:
+        return problems
+
+    present = {t.name for t in traits}
+    missing = [name for name in DEVICE_TYPES[device_type].required_traits if name not in present]
+    if missing:
+        problems.append(f"traits: {device_type} requires {', '.join(missing)}")
+
+    attributes = document.get("attributes") or {}
+    owned = set().union(*(t.attribute_keys() for t in traits))
+    for key in sorted(set(attributes) - owned):
+        problems.append(f"attributes.{key}: not an attribute of any of this device's traits")
+    for trait in traits:
+        problems.extend(trait.attribute_errors(attributes))
+
+    state = document.get("state") or {}
+    reportable = set().union(*(t.state_keys(attributes) for t in traits))
+    for key in sorted(set(state) - reportable):
+        problems.append(f"state.{key}: not a state of any of this device's traits")
+    for trait in traits:
+        problems.extend(trait.state_errors(attributes, state))
+    if "challenges" in document:
+        problems.extend(challenge_config_problems(document["challenges"], traits))
+    return problems
+
+
+def new_device_document(device_id: str, submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """The document stored for a newly registered device: validated, with initial trait states filled in."""
+    document = {key: copy.deepcopy(value) for key, value in submitted.items() if key != "id"}
+    device = parse_device(device_id, document)
+    state: dict[str, Any] = {}
+    for trait in device.traits:
+        keys = trait.state_keys(device.attributes)
+        state.update({k: v for k, v in trait.initial_state(device.attributes).items() if k in keys})
+    state.update(document.get("state") or {})
+    document["state"] = state
+    document.setdefault("online", True)
+    parse_device(device_id, document)  # the initial states must be valid too
+    return document

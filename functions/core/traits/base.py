@@ -1,0 +1,174 @@
+"""What a trait is: its attributes, states, commands and errors, in one class per module.
+
+A trait module subclasses `Trait`, declares its schemas (our own, following Google's documentation and the
+smart-home schema), marks command handlers with `@command(...)`, and is registered by name with `@register`.
+Handlers are pure: they read a `CommandContext` and return the state changes as an `Effect`, or raise
+`CommandError` with one of Google's codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from functions.core import errors
+from functions.core.schema import JsonSchema, obj
+from functions.core.schema import errors as schema_errors
+
+TRAIT_PREFIX = "action.devices.traits."
+COMMAND_PREFIX = "action.devices.commands."
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Everything a handler may look at; `state` is the device's state after earlier commands of this request."""
+
+    device_id: str
+    command: str
+    params: Mapping[str, Any]
+    attributes: Mapping[str, Any]
+    state: Mapping[str, Any]
+    now_ms: int
+    follow_up_token: str | None = None
+    language: str = "en"
+    # The device's customData (Google's per-device field for the integration's own use, echoed in every EXECUTE):
+    # configuration a command needs that is not state, such as a camera's stream addresses.
+    custom_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Effect:
+    """The outcome of a command.
+
+    `state`: state keys to store (merged into the device's state); `results`: values returned to Google in the
+    EXECUTE response but never stored (a stream URL, a guest password); `pending`: the device completes the
+    command asynchronously and a follow-up response will report the result.
+    """
+
+    state: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    pending: bool = False
+
+
+Handler = Callable[[Any, CommandContext], "Effect | dict[str, Any]"]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # full name, e.g. action.devices.commands.OnOff
+    params_schema: JsonSchema
+    handler: Handler
+
+
+def command(short_name: str, params: JsonSchema | None = None) -> Callable[[Handler], Handler]:
+    """Marks a trait method as the handler of `action.devices.commands.<short_name>`."""
+
+    def mark(handler: Handler) -> Handler:
+        handler._command = Command(COMMAND_PREFIX + short_name, params or obj(), handler)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+class Trait:
+    """Base class of every trait module. Subclasses set the class attributes below."""
+
+    name: ClassVar[str]  # short name, e.g. "OnOff"
+    attributes_schema: ClassVar[JsonSchema] = obj()
+    states_schema: ClassVar[JsonSchema] = obj()
+    # Attribute switches shared by many traits (commandOnlyOnOff, queryOnlyOpenClose, ...).
+    command_only_attribute: ClassVar[str | None] = None
+    query_only_attribute: ClassVar[str | None] = None
+    # Schemas of the trait's proactive notification and follow-up payloads, where it has them.
+    notification_schema: ClassVar[JsonSchema | None] = None
+    follow_up_schema: ClassVar[JsonSchema | None] = None
+
+    commands: ClassVar[dict[str, Command]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.commands = {
+            marked._command.name: marked._command
+            for marked in vars(cls).values()
+            if callable(marked) and hasattr(marked, "_command")
+        }
+
+    @classmethod
+    def full_name(cls) -> str:
+        return TRAIT_PREFIX + cls.name
+
+    # Attributes
+
+    @classmethod
+    def attribute_keys(cls) -> frozenset[str]:
+        return frozenset(cls.attributes_schema.get("properties", {}))
+
+    @classmethod
+    def explicit_attributes(cls, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """This trait's attributes with the command-only / query-only pair spelled out once either is given.
+
+        Google's schemas read a missing switch of the pair as "not false" (their if/then rules apply when the
+        other key is absent), so SYNC always carries both.
+        """
+        own = {key: value for key, value in attributes.items() if key in cls.attribute_keys()}
+        pair = [key for key in (cls.command_only_attribute, cls.query_only_attribute) if key]
+        if len(pair) == 2 and any(key in own for key in pair):
+            for key in pair:
+                own.setdefault(key, False)
+        return own
+
+    @classmethod
+    def attribute_errors(cls, attributes: Mapping[str, Any]) -> list[str]:
+        """Problems with this trait's share of a device's attributes, each naming the trait and the field."""
+        own = {key: value for key, value in attributes.items() if key in cls.attribute_keys()}
+        return schema_errors(cls.attributes_schema, own, f"attributes ({cls.name})")
+
+    # States
+
+    @classmethod
+    def state_keys(cls, attributes: Mapping[str, Any]) -> frozenset[str]:
+        """The state keys this trait reports for a device with these attributes (none when command-only)."""
+        if cls.command_only_attribute and attributes.get(cls.command_only_attribute) is True:
+            return frozenset()
+        return frozenset(cls.states_schema.get("properties", {}))
+
+    @classmethod
+    def state_errors(cls, attributes: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+        own = {key: value for key, value in state.items() if key in cls.state_keys(attributes)}
+        return schema_errors(cls.states_schema, own, f"state ({cls.name})")
+
+    @classmethod
+    def query_states(cls, attributes: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+        """The states Google gets in QUERY and Report State for this trait."""
+        keys = cls.state_keys(attributes)
+        return {key: value for key, value in state.items() if key in keys}
+
+    @classmethod
+    def initial_state(cls, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """State of a newly registered device that was given none; traits override where a default makes sense."""
+        return {}
+
+    # Commands
+
+    def execute(self, ctx: CommandContext) -> Effect:
+        spec = self.commands.get(ctx.command)
+        if spec is None:
+            raise errors.CommandError(errors.FUNCTION_NOT_SUPPORTED, f"{ctx.command} is not a {self.name} command")
+        if self.query_only_attribute and ctx.attributes.get(self.query_only_attribute) is True:
+            raise errors.CommandError(errors.FUNCTION_NOT_SUPPORTED, f"{self.name} is query-only on this device")
+        problems = schema_errors(spec.params_schema, dict(ctx.params), "params")
+        if problems:
+            raise errors.CommandError(errors.PROTOCOL_ERROR, "; ".join(problems))
+        outcome = spec.handler(self, ctx)
+        return outcome if isinstance(outcome, Effect) else Effect(state=dict(outcome))
+
+
+def clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+def require_range(value: float, low: float, high: float, what: str) -> None:
+    """Absolute values outside the device's range are refused (relative ones are clamped by their handlers)."""
+    if not low <= value <= high:
+        raise errors.CommandError(errors.VALUE_OUT_OF_RANGE, f"{what} {value} is outside {low}..{high}")

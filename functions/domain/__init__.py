@@ -1,1 +1,0 @@
-"""The protocol domain: devices, traits, intents. Imports neither Flask nor any Google SDK."""

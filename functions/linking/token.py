@@ -1,0 +1,65 @@
+"""Account linking's token endpoint: the Token URL of the Google Home Developer Console.
+
+POST application/x-www-form-urlencoded with grant_type authorization_code or refresh_token; the client
+authenticates with HTTP Basic or client_id/client_secret in the body. Answers and errors are RFC 6749's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import functions_framework
+from flask import Request
+from google.api_core import exceptions as google_errors
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from functions.platform import logs
+
+MAX_FORM_BYTES = 16_384
+STORAGE_UNAVAILABLE = (
+    google_errors.ServiceUnavailable,
+    google_errors.DeadlineExceeded,
+    google_errors.InternalServerError,
+)
+NO_STORE = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+
+logs.install()
+log = logging.getLogger(__name__)
+Reply = tuple[str, int, Any]
+
+
+def _error(status: int, error: str, description: str, **headers: str) -> Reply:
+    return json.dumps({"error": error, "error_description": description}), status, {**NO_STORE, **headers}
+
+
+@functions_framework.http
+def token(request: Request) -> Reply:
+    if request.method != "POST":
+        return _error(405, "invalid_request", "The token endpoint accepts POST only.", Allow="POST")
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        return _error(413, "invalid_request", f"The request body exceeds {MAX_FORM_BYTES} bytes.")
+    # Also bounds a body sent without Content-Length; lifted afterwards, as functions-framework drains the body.
+    request.max_content_length = MAX_FORM_BYTES
+    grant_type = ""
+    try:
+        from functions.linking import oauth
+        from functions.linking.store import default_service
+
+        grant_type = request.form.get("grant_type", "")[:40]
+        reply = oauth.token_response(default_service(), request)
+    except RequestEntityTooLarge:
+        return _error(413, "invalid_request", f"The request body exceeds {MAX_FORM_BYTES} bytes.")
+    except STORAGE_UNAVAILABLE:
+        log.exception("token storage unavailable", extra={"grantType": grant_type})
+        return _error(503, "temporarily_unavailable", "Try again shortly.", **{"Retry-After": "1"})
+    except Exception:
+        log.exception("token request failed", extra={"grantType": grant_type})
+        return _error(500, "server_error", "The request could not be handled.")
+    finally:
+        request.max_content_length = None
+    if reply.status >= 400 and isinstance(reply.body, dict):
+        log.warning("token request refused", extra={"grantType": grant_type, "error": reply.body.get("error")})
+    body = json.dumps(reply.body) if isinstance(reply.body, dict) else reply.body
+    return body, reply.status, reply.headers

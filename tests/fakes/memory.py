@@ -1,0 +1,111 @@
+"""In-memory implementations of the domain's ports, for unit tests and examples (no I/O)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from functions.core.challenges import PinRecord
+from functions.core.ports import DeviceDocument, Snapshot, StateWrite, StoredDevice
+from functions.core.tokens import TokenRecord
+
+
+class MemoryStore:
+    """Users, their devices and tokens in dicts; versions are a counter per device."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, dict[str, dict[str, Any]]] = {}
+        self.versions: dict[tuple[str, str], int] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self._counter = itertools.count(1)
+
+    # test set-up helpers
+
+    def put_device(self, agent_user_id: str, device_id: str, document: DeviceDocument) -> None:
+        self.devices.setdefault(agent_user_id, {})[device_id] = copy.deepcopy(dict(document))
+        self.versions[(agent_user_id, device_id)] = next(self._counter)
+
+    def save(self, record: TokenRecord) -> None:
+        self.tokens[record.token_hash] = record
+
+    def get(self, token_hash: str) -> TokenRecord | None:
+        return self.tokens.get(token_hash)
+
+    # FulfillmentStore
+
+    def load(self, token_hash: str | None, agent_user_id: str, device_ids: Sequence[str]) -> Snapshot:
+        owned = self.devices.get(agent_user_id, {})
+        found = {
+            device_id: StoredDevice(copy.deepcopy(owned[device_id]), self.versions[(agent_user_id, device_id)])
+            if device_id in owned
+            else None
+            for device_id in device_ids
+        }
+        return Snapshot(self.tokens.get(token_hash) if token_hash else None, found)
+
+    def list_devices(self, agent_user_id: str) -> list[tuple[str, DeviceDocument]]:
+        return [(i, copy.deepcopy(d)) for i, d in sorted(self.devices.get(agent_user_id, {}).items())]
+
+    def commit_states(self, agent_user_id: str, writes: Sequence[StateWrite]) -> bool:
+        if any(self.versions.get((agent_user_id, w.device_id)) != w.version for w in writes):
+            return False
+        for write in writes:
+            self.devices[agent_user_id][write.device_id]["state"] = copy.deepcopy(dict(write.state))
+            self.versions[(agent_user_id, write.device_id)] = next(self._counter)
+        return True
+
+    def mark_linked(self, agent_user_id: str, now_ms: int) -> None:
+        self.users.setdefault(agent_user_id, {}).update(linked=True, linkedAt=now_ms)
+
+    def disconnect(self, agent_user_id: str, now_ms: int) -> int:
+        mine = [h for h, r in self.tokens.items() if r.agent_user_id == agent_user_id]
+        for token_hash in mine:
+            del self.tokens[token_hash]
+        self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
+        return len(mine)
+
+
+class MemoryPinStore:
+    """Device PINs (their hashes) and failure counters; versions are a counter per record."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], PinRecord] = {}
+        self._counter = itertools.count(1)
+
+    def get(self, agent_user_id: str, device_id: str) -> PinRecord | None:
+        return self.records.get((agent_user_id, device_id))
+
+    def _put(self, key: tuple[str, str], record: PinRecord, **changes: Any) -> None:
+        self.records[key] = dataclasses.replace(record, version=next(self._counter), **changes)
+
+    def count_attempt(self, agent_user_id: str, device_id: str, now_ms: int) -> int | None:
+        key = (agent_user_id, device_id)
+        record = self.records.get(key)
+        if record is None:
+            return None
+        self._put(key, record, failures=record.failures + 1, last_attempt_ms=now_ms)
+        return record.failures + 1
+
+    def clear_failures(self, agent_user_id: str, device_id: str) -> None:
+        key = (agent_user_id, device_id)
+        if key in self.records:
+            self._put(key, self.records[key], failures=0)
+
+    def reset_if_unchanged(self, agent_user_id: str, device_id: str, version: Any) -> bool:
+        key = (agent_user_id, device_id)
+        record = self.records.get(key)
+        if record is None or record.version != version:
+            return False
+        self._put(key, record, failures=0)
+        return True
+
+    def set_pin(self, agent_user_id: str, device_id: str, pin_hash: str, now_ms: int) -> None:
+        key = (agent_user_id, device_id)
+        self._put(key, PinRecord(pin_hash))
+
+    def remove_pin(self, agent_user_id: str, device_id: str) -> bool:
+        return self.records.pop((agent_user_id, device_id), None) is not None

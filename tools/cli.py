@@ -1,0 +1,205 @@
+"""Operators' command line: `python -m functions devices|token ...`.
+
+Reads GOOGLE_CLOUD_PROJECT and FIRESTORE_EMULATOR_HOST like the functions do. Exit codes: 0 done, 1 refused
+(invalid input, unknown device), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from functions.core import tokens
+from functions.core.device import device_id_problem, new_device_document, parse_device
+from functions.core.errors import InvalidDevice
+
+# Modules that add sub-command groups of their own (users, clients, google, ...): each has
+# `register(groups: argparse._SubParsersAction) -> None`. Imported only when the parser is built.
+EXTENSION_MODULES: tuple[str, ...] = (
+    "tools.cli_challenges",
+    "tools.cli_linking",
+    "tools.cli_homegraph",
+    "tools.google_cli",
+)
+
+
+class Refused(Exception):
+    """Invalid input: reported on stderr with exit code 1; nothing was written."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _read_json(path: str, stdin: TextIO) -> Any:
+    try:
+        text = stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as problem:
+        raise Refused(f"cannot read {path}: {problem.strerror}") from problem
+    try:
+        return json.loads(text)
+    except ValueError as problem:
+        raise Refused(f"{path} is not valid JSON: {problem}") from problem
+
+
+def validated_devices(submitted: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every submitted device validated before anything is written; all problems reported together."""
+    items = submitted if isinstance(submitted, list) else [submitted]
+    if not items:
+        raise Refused("no device given")
+    documents: list[tuple[str, dict[str, Any]]] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(f"device #{index}: must be a JSON object")
+            continue
+        device_id = item.get("id")
+        id_problem = device_id_problem(device_id)
+        if id_problem:
+            problems.append(f"device #{index}: {id_problem}")
+            continue
+        assert isinstance(device_id, str)
+        if device_id in seen:
+            problems.append(f"device {device_id!r}: given twice")
+            continue
+        seen.add(device_id)
+        try:
+            documents.append((device_id, new_device_document(device_id, item)))
+        except InvalidDevice as problem:
+            problems.append(str(problem))
+    if problems:
+        raise Refused("refused, nothing written:\n  " + "\n  ".join(problems))
+    return documents
+
+
+def _registry() -> Any:
+    from functions.platform.firestore import FirestoreDeviceRegistry
+
+    return FirestoreDeviceRegistry()
+
+
+def devices_add(args: argparse.Namespace) -> int:
+    from functions.platform.firestore import DeviceExists
+
+    documents = validated_devices(_read_json(args.file, sys.stdin))
+    try:
+        _registry().add(args.user, documents, replace=args.replace)
+    except DeviceExists as exists:
+        raise Refused(f"already registered (use --replace): {exists}; nothing written") from exists
+    print(json.dumps({"added": [device_id for device_id, _ in documents]}))
+    return 0
+
+
+def devices_list(args: argparse.Namespace) -> int:
+    listed = [{"id": device_id, **document} for device_id, document in sorted(_registry().list(args.user))]
+    print(json.dumps(listed, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def devices_remove(args: argparse.Namespace) -> int:
+    if not _registry().remove(args.user, args.id):
+        raise Refused(f"no device {args.id!r} for user {args.user!r}")
+    print(json.dumps({"removed": args.id}))
+    return 0
+
+
+def devices_rename(args: argparse.Namespace) -> int:
+    if not args.name.strip():
+        raise Refused("the name may not be empty")
+    if not _registry().update(args.user, args.id, {"name.name": args.name}):
+        raise Refused(f"no device {args.id!r} for user {args.user!r}")
+    print(json.dumps({"renamed": args.id, "name": args.name}))
+    return 0
+
+
+def devices_set_state(args: argparse.Namespace) -> int:
+    """Changes a device's state (and/or online) as a device cloud would: validated against its traits first."""
+    try:
+        changes = json.loads(args.state) if args.state is not None else {}
+    except ValueError as problem:
+        raise Refused(f"--state is not valid JSON: {problem}") from problem
+    if not isinstance(changes, dict) or (not changes and args.online is None):
+        raise Refused("give --state as a non-empty JSON object, or --online")
+    registry = _registry()
+    document = registry.get(args.user, args.id)
+    if document is None:
+        raise Refused(f"no device {args.id!r} for user {args.user!r}")
+    updated = {**document, "state": {**(document.get("state") or {}), **changes}}
+    if args.online is not None:
+        updated["online"] = args.online == "true"
+    try:
+        parse_device(args.id, updated)
+    except InvalidDevice as problem:
+        raise Refused(f"refused, nothing written: {problem}") from problem
+    registry.update(args.user, args.id, {"state": updated["state"], "online": updated.get("online", True)})
+    print(json.dumps({"updated": args.id, "state": updated["state"], "online": updated.get("online", True)}))
+    return 0
+
+
+def token_issue(args: argparse.Namespace) -> int:
+    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
+
+    if args.ttl <= 0:
+        raise Refused("--ttl must be positive")
+    now = _now_ms()
+    token = tokens.issue(FirestoreTokenStore(), tokens.ACCESS, args.user, args.ttl, now)
+    FirestoreFulfillmentStore().mark_linked(args.user, now)
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m functions", description=__doc__.split("\n\n")[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    devices = groups.add_parser("devices", help="register and manage a user's devices").add_subparsers(
+        dest="action", required=True
+    )
+    add = devices.add_parser("add", help="register devices from a JSON file (a device object or an array)")
+    add.add_argument("--user", required=True, help="agentUserId")
+    add.add_argument("--file", required=True, help="JSON file, or - for stdin")
+    add.add_argument("--replace", action="store_true", help="overwrite devices that already exist")
+    add.set_defaults(run=devices_add)
+    listing = devices.add_parser("list", help="print the user's devices as JSON")
+    listing.add_argument("--user", required=True)
+    listing.set_defaults(run=devices_list)
+    remove = devices.add_parser("remove", help="remove a device")
+    remove.add_argument("--user", required=True)
+    remove.add_argument("--id", required=True)
+    remove.set_defaults(run=devices_remove)
+    rename = devices.add_parser("rename", help="rename a device")
+    rename.add_argument("--user", required=True)
+    rename.add_argument("--id", required=True)
+    rename.add_argument("--name", required=True)
+    rename.set_defaults(run=devices_rename)
+    set_state = devices.add_parser("set-state", help="change a device's state (validated), as its device cloud would")
+    set_state.add_argument("--user", required=True)
+    set_state.add_argument("--id", required=True)
+    set_state.add_argument("--state", help="JSON object of state changes, e.g. '{\"on\": true}'")
+    set_state.add_argument("--online", choices=("true", "false"))
+    set_state.set_defaults(run=devices_set_state)
+
+    token = groups.add_parser("token", help="access tokens").add_subparsers(dest="action", required=True)
+    issue = token.add_parser("issue", help="issue an access token for a user; prints it alone on stdout")
+    issue.add_argument("--user", required=True)
+    issue.add_argument("--ttl", type=int, default=tokens.ACCESS_TOKEN_TTL_S, help="seconds (default 3600)")
+    issue.set_defaults(run=token_issue)
+
+    for module_name in EXTENSION_MODULES:
+        importlib.import_module(module_name).register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except Refused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 1
