@@ -249,8 +249,10 @@ def notifications_under_faults(firestore: emulators.Emulator) -> dict[str, Any]:
     import random
 
     from functions.core.device import parse_device
-    from functions.core.state_messages import format_time_ms, parse
-    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore, client
+    from functions.core.state_messages import parse
+    from functions.core.times import format_time_ms
+    from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from functions.platform.firestore import client
     from functions.platform.homegraph import HomeGraphClient, RetryPolicy
     from functions.reporting.pipeline import ReportDeferred, Reporter, Settings
     from functions.reporting.store import FirestoreReportStore
@@ -340,7 +342,7 @@ def request_sync_under_faults(firestore: emulators.Emulator, eventarc: Any) -> d
     from google.cloud import firestore as firestore_sdk
 
     from bench.request_sync import DATABASE, PROJECT, light, settle
-    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
     from tools.cli import validated_devices
     from tools.eventarc import Retry
     from tools.serving import start_function

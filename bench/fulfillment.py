@@ -56,7 +56,8 @@ def run() -> list[dict[str, Any]]:
     import functions_framework
 
     from functions.core import tokens
-    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreTokenStore, client
+    from functions.fulfillment.store import FirestoreDeviceRegistry
+    from functions.platform.firestore import FirestoreTokenStore, client
     from tools.cli import validated_devices
 
     db = client()

@@ -149,7 +149,8 @@ def run(
     server = None
     try:
         from functions.core import tokens
-        from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreTokenStore
+        from functions.fulfillment.store import FirestoreDeviceRegistry
+        from functions.platform.firestore import FirestoreTokenStore
         from tools.cli import validated_devices
 
         db = emulator_client(emulator_address, project)

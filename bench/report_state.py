@@ -234,7 +234,7 @@ def seed(db: Any, standin: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """Every user's devices in Firestore, the users linked in Firestore and at the stand-in, and HomeGraph holding
     their initial states, as after the full report that follows a SYNC (not counted: it precedes the run)."""
     from functions.core.device import parse_device
-    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
     from functions.platform.homegraph import HomeGraphClient
     from functions.reporting.planning import all_states
     from functions.reporting.store import REPORTED
@@ -265,7 +265,7 @@ def seed(db: Any, standin: Any) -> dict[tuple[str, str], dict[str, Any]]:
 def run_variant(
     name: str, target: str, source: Path, plan: list[Planned], env: dict[str, str], standin: Any
 ) -> Outcome:
-    from functions.core.state_messages import format_time_ms
+    from functions.core.times import format_time_ms
     from functions.platform.firestore import client
     from tools.pubsub_local import PushRelay, create_subscription, create_topic, delete, publisher
 

@@ -101,7 +101,7 @@ def main() -> None:
 def run(emulator: emulators.Emulator, eventarc: LocalEventarc, standin: StandIn) -> list[dict[str, Any]]:
     from google.cloud import firestore
 
-    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
     from tools.cli import validated_devices
 
     db = firestore.Client(project=PROJECT, database=DATABASE)

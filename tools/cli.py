@@ -79,13 +79,13 @@ def validated_devices(submitted: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _registry() -> Any:
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
 
     return FirestoreDeviceRegistry()
 
 
 def devices_add(args: argparse.Namespace) -> int:
-    from functions.platform.firestore import DeviceExists
+    from functions.fulfillment.store import DeviceExists
 
     documents = validated_devices(_read_json(args.file, sys.stdin))
     try:
@@ -143,7 +143,8 @@ def devices_set_state(args: argparse.Namespace) -> int:
 
 
 def token_issue(args: argparse.Namespace) -> int:
-    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
+    from functions.fulfillment.store import FirestoreFulfillmentStore
+    from functions.platform.firestore import FirestoreTokenStore
 
     if args.ttl <= 0:
         raise Refused("--ttl must be positive")

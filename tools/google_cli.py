@@ -83,7 +83,8 @@ def access_token(user: str, explicit: str | None) -> str:
             return str(cached["token"])
 
     from functions.core import tokens
-    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
+    from functions.fulfillment.store import FirestoreFulfillmentStore
+    from functions.platform.firestore import FirestoreTokenStore
 
     now_ms = int(time.time() * 1000)
     token = tokens.issue(FirestoreTokenStore(), tokens.ACCESS, user, TOKEN_TTL_S, now_ms)

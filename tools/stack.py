@@ -262,7 +262,8 @@ def connect_triggers(stack: Stack) -> None:
 def seed_demo(stack: Stack) -> None:
     """A demo account with a few devices, Google's OAuth client, and the account linked at the stand-in."""
     from functions.core import tokens
-    from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore, FirestoreTokenStore
+    from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+    from functions.platform.firestore import FirestoreTokenStore
     from tools.cli import validated_devices
 
     password = secrets.token_urlsafe(9)

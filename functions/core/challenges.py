@@ -33,9 +33,9 @@ from functions.core.errors import ChallengeNeeded, CommandError
 from functions.core.traits.base import COMMAND_PREFIX
 
 if TYPE_CHECKING:
+    from functions.core.commands import Execution
     from functions.core.device import Device
     from functions.core.traits.base import Trait
-    from functions.fulfillment.requests import Execution
 
 log = logging.getLogger(__name__)
 

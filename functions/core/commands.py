@@ -25,16 +25,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from functions.core.device import Device
-from functions.core.state_messages import StateMessage, format_time_ms, state_message_data
+from functions.core.times import format_time_ms
 from functions.core.traits.base import Effect
-from functions.fulfillment.requests import Execution
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One command of an EXECUTE for one device, as Google sent it."""
+
+    command: str
+    params: dict[str, Any]
+    challenge: dict[str, Any] | None = None
+    follow_up_token: str | None = None
+
 
 VIRTUAL = "virtual"
 PUBSUB = "pubsub"
@@ -139,80 +148,7 @@ class PublishingUnavailable(RuntimeError):
     """There is no Pub/Sub to publish to here (a test environment without the emulator): nothing was published."""
 
 
-class PendingCommandStore(Protocol):
-    def backend(self, agent_user_id: str, device_id: str) -> str:
-        """The device's backend (see `backend_of`)."""
-        ...
-
-    def save_pending(self, pending: PendingCommand) -> None: ...
-
-
 class Publisher(Protocol):
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         """Publishes one message and returns its id once Pub/Sub has it; raises if it could not."""
         ...
-
-
-class DeviceBackends:
-    """The fulfillment's FollowUps port: stores each pending command and hands it to the device's backend."""
-
-    def __init__(
-        self,
-        store: PendingCommandStore,
-        publisher: Callable[[], Publisher],
-        *,
-        state_topic: Callable[[], str],
-        commands_topic: Callable[[], str],
-        virtual_delay_ms: Callable[[], int],
-        new_command_id: Callable[[], str],
-    ) -> None:
-        self._store = store
-        self._publisher = publisher  # built on first use: the fulfillment's cold start loads no Pub/Sub client
-        self._state_topic = state_topic
-        self._commands_topic = commands_topic
-        self._virtual_delay_ms = virtual_delay_ms
-        self._new_command_id = new_command_id
-
-    def pending(self, agent_user_id: str, device: Device, execution: Execution, effect: Effect, now_ms: int) -> None:
-        token = execution.follow_up_token
-        if not token:
-            return
-        backend = self._store.backend(agent_user_id, device.id)
-        delay = self._virtual_delay_ms() if backend == VIRTUAL else 0
-        pending = PendingCommand(
-            command_id=self._new_command_id(),
-            agent_user_id=agent_user_id,
-            device_id=device.id,
-            command=execution.command,
-            params=dict(execution.params),
-            token=token,
-            created_ms=now_ms,
-            expires_ms=now_ms + FOLLOW_UP_TTL_MS,
-            backend=backend,
-            due_ms=now_ms + delay,
-        )
-        self._store.save_pending(pending)
-        fields = {"commandId": pending.command_id, "backend": backend, "command": execution.command}
-        try:
-            if backend == PUBSUB:
-                self._publisher().publish(self._commands_topic(), pending.command_message())
-            else:
-                result = StateMessage(
-                    agent_user_id=agent_user_id,
-                    device_id=device.id,
-                    states=virtual_result(execution.command, execution.params, effect, pending.due_ms),
-                    observed_at_ms=pending.due_ms,
-                    command_id=pending.command_id,
-                )
-                self._publisher().publish(self._state_topic(), state_message_data(result))
-        except PublishingUnavailable as unavailable:
-            log.warning(
-                "no Pub/Sub here: the pending command stays pending", extra={**fields, "reason": str(unavailable)}
-            )
-            return
-        except Exception:
-            # The EXECUTE is answered (PENDING) all the same: its state is stored and reported; only the
-            # follow-up will not come, and Google tells the user it did not hear back.
-            log.exception("the pending command could not be handed to its backend", extra=fields)
-            return
-        log.info("command pending", extra=fields)

@@ -16,7 +16,6 @@ Anything else is an `InvalidMessage`, whose text says what is wrong; it is logge
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,6 +24,7 @@ from typing import Any
 
 from functions.core.ids import id_problem
 from functions.core.schema import errors as schema_errors
+from functions.core.times import format_time_ms, parse_time_ms
 
 CONTRACT = Path(__file__).resolve().parent / "contracts" / "state-message.json"
 REPORT_ALL_KIND = "report-all"
@@ -65,19 +65,6 @@ def contract() -> dict[str, Any]:
     """The state message's JSON Schema (our own file, read once)."""
     schema: dict[str, Any] = json.loads(CONTRACT.read_text(encoding="utf-8"))
     return schema
-
-
-def parse_time_ms(text: str) -> int:
-    """Epoch milliseconds of an RFC 3339 time; ValueError if it is not one (or has no UTC offset)."""
-    value = dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    if value.tzinfo is None:
-        raise ValueError("a time needs Z or a UTC offset")
-    return int(value.timestamp() * 1000)
-
-
-def format_time_ms(epoch_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 def _json(data: bytes) -> Any:

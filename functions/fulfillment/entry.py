@@ -35,10 +35,10 @@ def service() -> Fulfillment:
     global _service
     if _service is None:
         from functions.core.challenges import Challenges
-        from functions.core.commands import DeviceBackends
+        from functions.fulfillment.backends import DeviceBackends
         from functions.fulfillment.initial_report import InitialReportAfterSync
         from functions.fulfillment.pin_store import FirestorePinStore
-        from functions.platform.firestore import FirestoreFulfillmentStore
+        from functions.fulfillment.store import FirestoreFulfillmentStore
         from functions.platform.pubsub import default_publisher
         from functions.reporting.store import FirestoreReportStore
 

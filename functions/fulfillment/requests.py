@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.core.commands import Execution
 from functions.core.errors import ProtocolError
 
 SYNC = "action.devices.SYNC"
@@ -17,14 +18,6 @@ INTENTS = (SYNC, QUERY, EXECUTE, DISCONNECT)
 MAX_DEVICES_PER_REQUEST = 500
 MAX_EXECUTIONS_PER_DEVICE = 20
 MAX_ID_LENGTH = 1024
-
-
-@dataclass(frozen=True)
-class Execution:
-    command: str
-    params: dict[str, Any]
-    challenge: dict[str, Any] | None = None
-    follow_up_token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from functions.core import errors, tokens
 from functions.core import traits as trait_registry
+from functions.core.commands import Execution
 from functions.core.device import Device, parse_device
 from functions.core.errors import ChallengeNeeded, CommandError, InvalidDevice, ProtocolError
 from functions.core.ids import id_problem
@@ -26,7 +27,6 @@ from functions.fulfillment.requests import (
     EXECUTE,
     QUERY,
     SYNC,
-    Execution,
     Request,
     intent_of,
     parse_request,

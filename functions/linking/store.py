@@ -328,6 +328,8 @@ def user_directory(spec: str, db: firestore.Client | None = None) -> linking.Use
 
 def default_service() -> linking.AccountLinking:
     """The process-wide service on Firestore (the functions keep it across invocations)."""
+    from functions.fulfillment import FirestoreFulfillmentStore
+
     global _service
     with _lock:
         if _service is None:
@@ -337,7 +339,7 @@ def default_service() -> linking.AccountLinking:
                 users=user_directory(config.account_linking_user_directory(), db),
                 throttle=FirestoreSignInThrottle(db),
                 grants=FirestoreGrantStore(db),
-                links=base.FirestoreFulfillmentStore(db),
+                links=FirestoreFulfillmentStore(db),
             )
         return _service
 

@@ -1,4 +1,5 @@
-"""Firestore document events (google.cloud.firestore.document.v1.*) decoded into plain Python values.
+"""The one place events are decoded: Pub/Sub push envelopes, and Firestore document events
+(google.cloud.firestore.document.v1.*) into plain Python values.
 
 Eventarc delivers `DocumentEventData` (google-events) as protobuf (`application/protobuf`) or, when the trigger
 asks for it, as JSON. The Firestore emulator sends the protobuf base64-encoded as text while still saying
@@ -11,11 +12,15 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from functions.core.times import parse_time_ms
 
 _BASE64 = re.compile(rb"^[A-Za-z0-9+/=\r\n]+$")
 
@@ -94,3 +99,38 @@ def _value(value: Any) -> Any:
     if kind == "geo_point_value":
         return {"latitude": value.geo_point_value.latitude, "longitude": value.geo_point_value.longitude}
     return getattr(value, kind)  # boolean, integer, double, string, bytes, reference
+
+
+class UndecodableMessage(ValueError):
+    """The Pub/Sub message's data is not base64."""
+
+
+class PubSubEnvelope:
+    """The Pub/Sub message inside a google.cloud.pubsub.topic.v1.messagePublished CloudEvent."""
+
+    def __init__(self, event: Any) -> None:
+        data = event.data if isinstance(event.data, dict) else {}
+        found = data.get("message")
+        message: dict[str, Any] = found if isinstance(found, dict) else {}
+        try:
+            self.data = base64.b64decode(message.get("data") or "", validate=True)
+        except (binascii.Error, ValueError, TypeError) as problem:
+            raise UndecodableMessage("the Pub/Sub message data is not base64") from problem
+        attributes = message.get("attributes")
+        self.attributes = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
+        # The message id is the same on every redelivery: what makes a redelivered message recognisable.
+        self.message_id = str(message.get("messageId") or message.get("message_id") or _attribute(event, "id") or "")
+        if not self.message_id:
+            self.message_id = "sha256:" + hashlib.sha256(self.data).hexdigest()
+        published = message.get("publishTime") or message.get("publish_time") or _attribute(event, "time")
+        try:
+            self.published_ms = parse_time_ms(str(published))
+        except ValueError:
+            self.published_ms = int(time.time() * 1000)
+
+
+def _attribute(event: Any, name: str) -> Any:
+    try:
+        return event[name]
+    except (KeyError, TypeError):
+        return None

@@ -11,9 +11,6 @@ state written straight to Firestore (EXECUTE, device clouds, the CLI) reaches Ho
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import logging
 import threading
 import time
@@ -23,8 +20,9 @@ import functions_framework
 
 from functions.core.homegraph import HomeGraph
 from functions.core.ports import DeviceDocument
-from functions.core.state_messages import InvalidMessage, ReportAllRequest, parse, parse_time_ms
+from functions.core.state_messages import InvalidMessage, ReportAllRequest, parse
 from functions.platform import config, logs
+from functions.platform.events import PubSubEnvelope, UndecodableMessage
 from functions.reporting.pipeline import ReportDeferred, Reporter, Settings
 
 logs.install()
@@ -70,48 +68,17 @@ def reporter() -> Reporter:
         return _reporter
 
 
-class _Envelope:
-    """The Pub/Sub message inside the CloudEvent."""
-
-    def __init__(self, event: Any) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        found = data.get("message")
-        message: dict[str, Any] = found if isinstance(found, dict) else {}
-        try:
-            self.data = base64.b64decode(message.get("data") or "", validate=True)
-        except (binascii.Error, ValueError, TypeError) as problem:
-            raise InvalidMessage("the Pub/Sub message data is not base64") from problem
-        attributes = message.get("attributes")
-        self.attributes = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
-        # The message id is the same on every redelivery: what makes a redelivered message recognisable.
-        self.message_id = str(message.get("messageId") or message.get("message_id") or _attribute(event, "id") or "")
-        if not self.message_id:
-            self.message_id = "sha256:" + hashlib.sha256(self.data).hexdigest()
-        published = message.get("publishTime") or message.get("publish_time") or _attribute(event, "time")
-        try:
-            self.published_ms = parse_time_ms(str(published))
-        except ValueError:
-            self.published_ms = int(time.time() * 1000)
-
-
-def _attribute(event: Any, name: str) -> Any:
-    try:
-        return event[name]
-    except (KeyError, TypeError):
-        return None
-
-
 @functions_framework.cloud_event
 def report_state(event: Any) -> None:
-    envelope: _Envelope | None = None
+    envelope: PubSubEnvelope | None = None
     try:
-        envelope = _Envelope(event)
+        envelope = PubSubEnvelope(event)
         parsed = parse(envelope.data, envelope.attributes, int(time.time() * 1000))
         if isinstance(parsed, ReportAllRequest):
             reporter().handle_report_all(parsed, envelope.message_id, envelope.published_ms)
         else:
             reporter().handle(parsed, envelope.message_id, envelope.published_ms)
-    except InvalidMessage as problem:
+    except (InvalidMessage, UndecodableMessage) as problem:
         log.warning(
             "invalid state message: acknowledged, not retried",
             extra={"messageId": envelope.message_id if envelope else None, "reason": str(problem)[:1000]},

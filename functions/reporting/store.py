@@ -73,7 +73,8 @@ def _states(snapshot: Any) -> dict[str, Any]:
 
 
 class FirestoreReportStore:
-    """The domain's ReportStore (functions.reporting.pipeline) and PendingCommandStore (functions.core.commands)."""
+    """Report State's ReportStore (functions.reporting.pipeline) and the fulfillment's PendingCommandStore
+    (functions.fulfillment.backends)."""
 
     def __init__(self, db: firestore.Client | None = None) -> None:
         self._db = db or client()

@@ -12,9 +12,7 @@ Heavy modules (google-events, the HomeGraph client, the Firestore adapters) load
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import re
 import threading
 import time
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import functions_framework
 from werkzeug.exceptions import InternalServerError, ServiceUnavailable
 
+from functions.core.times import parse_rfc3339
 from functions.platform import config, logs
 from functions.request_sync.service import RequestSyncService, Settings, SyncDeferred, is_too_old
 from functions.request_sync.triggers import change_instant_us, device_path, sync_reason
@@ -29,7 +28,6 @@ from functions.request_sync.triggers import change_instant_us, device_path, sync
 logs.install()
 log = logging.getLogger(__name__)
 
-_RFC3339 = re.compile(r"^(?P<whole>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$")
 _service: RequestSyncService | None = None
 _service_lock = threading.Lock()
 
@@ -56,14 +54,11 @@ def service() -> RequestSyncService:
 
 def event_time_us(value: Any) -> tuple[int, bool] | None:
     """(microseconds since the epoch, whether only whole seconds were given) of a CloudEvent `time`."""
-    match = _RFC3339.match(str(value or "").strip())
-    if not match:
+    try:
+        instant = parse_rfc3339(value)
+    except ValueError:
         return None
-    zone = "+00:00" if match["zone"] == "Z" else match["zone"]
-    whole = dt.datetime.fromisoformat(match["whole"] + zone)
-    fraction = match["fraction"]
-    micros = int((fraction or "0")[:6].ljust(6, "0"))
-    return (int(whole.timestamp()) * 1_000_000 + micros, fraction is None)
+    return instant.epoch_us, instant.whole_seconds
 
 
 def _report_state_change(

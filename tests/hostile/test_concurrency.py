@@ -57,7 +57,7 @@ def test_fifty_concurrent_relative_executes_lose_no_update(
         statuses.append(body["payload"]["commands"][0]["status"])
     applied = statuses.count("SUCCESS")
     assert set(statuses) <= {"SUCCESS", "ERROR"}
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
 
     document = FirestoreDeviceRegistry().get("alice", "dimmer")
     assert document is not None
@@ -81,7 +81,7 @@ def test_concurrent_absolute_executes_end_on_one_of_the_written_values(
     successes = {
         level for level, (_, body) in answered.items() if body["payload"]["commands"][0]["status"] == "SUCCESS"
     }
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
 
     document = FirestoreDeviceRegistry().get("alice", "dimmer")
     assert document is not None

@@ -203,7 +203,8 @@ def mutated_requests(draw: st.DrawFn) -> bytes:
 @pytest.fixture(scope="module")
 def world(fulfillment_app: Any, firestore_emulator: Any) -> dict[str, Any]:
     """Alice's devices, registered once for the module (emptied first)."""
-    from functions.platform.firestore import FirestoreDeviceRegistry, client
+    from functions.fulfillment.store import FirestoreDeviceRegistry
+    from functions.platform.firestore import client
     from tests.conftest import PROJECT
     from tools import emulators
     from tools.cli import validated_devices
@@ -221,7 +222,8 @@ def fresh_token() -> str:
     import time
 
     from functions.core import tokens
-    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
+    from functions.fulfillment.store import FirestoreFulfillmentStore
+    from functions.platform.firestore import FirestoreTokenStore
 
     now = int(time.time() * 1000)
     token = tokens.issue(FirestoreTokenStore(), tokens.ACCESS, "alice", 3600, now)

@@ -78,7 +78,7 @@ class World:
 
     def link(self, user: str, *devices: dict[str, Any]) -> None:
         from functions.core.device import parse_device
-        from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+        from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
         from tools.cli import validated_devices
 
         documents = validated_devices(list(devices))

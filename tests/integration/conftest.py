@@ -24,7 +24,8 @@ def fulfillment_app(firestore_emulator: object) -> Any:
 def issue_token(firestore_db: object) -> Callable[..., str]:
     """Issues an access token for a user, as account linking would."""
     from functions.core import tokens
-    from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
+    from functions.fulfillment.store import FirestoreFulfillmentStore
+    from functions.platform.firestore import FirestoreTokenStore
 
     def issue(agent_user_id: str, ttl_s: int = 3600) -> str:
         now = int(time.time() * 1000)
@@ -38,7 +39,7 @@ def issue_token(firestore_db: object) -> Callable[..., str]:
 @pytest.fixture
 def add_devices(firestore_db: object) -> Callable[[str, list[dict[str, Any]]], None]:
     """Registers devices the way `python -m functions devices add` does (validated, initial states)."""
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
     from tools.cli import validated_devices
 
     def add(agent_user_id: str, devices: list[dict[str, Any]]) -> None:

@@ -60,7 +60,7 @@ def summary(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def register(user: str, devices: list[dict[str, Any]]) -> None:
     """What `python -m functions devices add` does with a file of devices."""
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
     from tools.cli import validated_devices
 
     FirestoreDeviceRegistry().add(user, validated_devices(devices))

@@ -56,7 +56,7 @@ def device(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def stored_state(user: str, device_id: str) -> dict[str, Any]:
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
 
     document = FirestoreDeviceRegistry().get(user, device_id)
     assert document is not None

@@ -66,7 +66,7 @@ class Pipeline:
     def link(self, user: str, *devices: dict[str, Any]) -> None:
         """The user's devices in Firestore, the user linked (Firestore and Google), Google knowing the devices."""
         from functions.core.device import parse_device
-        from functions.platform.firestore import FirestoreDeviceRegistry, FirestoreFulfillmentStore
+        from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
         from tools.cli import validated_devices
 
         documents = validated_devices([{k: v for k, v in d.items() if k != "backend"} for d in devices])

@@ -80,7 +80,8 @@ class Stack:
     def link(self, user: str) -> None:
         """Account linking: a token in Firestore (users/U.linked), and Google (the stand-in) knows the user."""
         from functions.core import tokens
-        from functions.platform.firestore import FirestoreFulfillmentStore, FirestoreTokenStore
+        from functions.fulfillment.store import FirestoreFulfillmentStore
+        from functions.platform.firestore import FirestoreTokenStore
 
         now_ms = int(time.time() * 1000)
         tokens.issue(FirestoreTokenStore(self.db), tokens.ACCESS, user, 3600, now_ms)  # what `token issue` does
@@ -89,7 +90,7 @@ class Stack:
 
     def preset(self, user: str, *devices: dict[str, Any]) -> None:
         """Devices registered before the test's action (the CLI's own code, in this process: faster)."""
-        from functions.platform.firestore import FirestoreDeviceRegistry
+        from functions.fulfillment.store import FirestoreDeviceRegistry
         from tools.cli import validated_devices
 
         FirestoreDeviceRegistry(self.db).add(user, validated_devices(list(devices)))
@@ -290,7 +291,7 @@ def test_users_who_never_linked_or_disconnected_get_nothing(stack: Stack) -> Non
     stack.add(never, LAMP)
     gone = unique("gone")
     stack.link(gone)
-    from functions.platform.firestore import FirestoreFulfillmentStore
+    from functions.fulfillment.store import FirestoreFulfillmentStore
 
     FirestoreFulfillmentStore(stack.db).disconnect(gone, int(time.time() * 1000))
     stack.add(gone, LAMP)
@@ -318,7 +319,7 @@ def test_a_bulk_import_of_100_devices_costs_at_most_two_calls(stack: Stack) -> N
 
 
 def test_fifty_renames_cost_at_most_two_calls_and_the_last_name_arrives(stack: Stack) -> None:
-    from functions.platform.firestore import FirestoreDeviceRegistry
+    from functions.fulfillment.store import FirestoreDeviceRegistry
 
     user = unique("renames")
     stack.preset(user, *[light(i) for i in range(50)])

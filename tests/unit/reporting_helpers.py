@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core.homegraph import HomeGraphError, Ok
-from functions.core.state_messages import StateMessage, format_time_ms
+from functions.core.state_messages import StateMessage
+from functions.core.times import format_time_ms
 
 T = "action.devices.traits."
 # Observation times of the test messages: a little in the past, whole seconds.

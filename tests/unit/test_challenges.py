@@ -13,10 +13,10 @@ from functions.core import challenges as policy
 from functions.core import tokens
 from functions.core import traits as trait_registry
 from functions.core.challenges import Challenges, PinRecord
+from functions.core.commands import Execution
 from functions.core.device import Device, new_device_document, parse_device
 from functions.core.errors import ChallengeNeeded, CommandError, InvalidDevice
 from functions.core.ports import StateWrite
-from functions.fulfillment.requests import Execution
 from functions.fulfillment.service import Fulfillment
 from tests.fakes.memory import MemoryPinStore, MemoryStore
 from tests.schema_oracle import oracle

@@ -9,22 +9,21 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from functions.core.commands import PUBSUB, DeviceBackends, backend_of, virtual_result
+from functions.core.commands import PUBSUB, Execution, backend_of, virtual_result
 from functions.core.device import parse_device
 from functions.core.state_messages import (
     CONTRACT,
     InvalidMessage,
     ReportAllRequest,
     StateMessage,
-    format_time_ms,
     parse,
-    parse_time_ms,
     report_all_data,
     state_message_data,
 )
+from functions.core.times import format_time_ms, parse_time_ms
 from functions.core.traits.base import Effect
+from functions.fulfillment.backends import DeviceBackends
 from functions.fulfillment.initial_report import InitialReportAfterSync
-from functions.fulfillment.requests import Execution
 from functions.reporting import planning
 from functions.reporting.planning import FOLLOW_UP, NOTIFICATION, DeviceView, Event, QueueEntry
 from tests.fakes.memory import MemoryStore

@@ -1,0 +1,46 @@
+"""The one mapping of storage and transport failures to what a function answers.
+
+Firestore (and Pub/Sub) being briefly unavailable is worth a retry: HTTP functions answer 503 with Retry-After,
+event functions fail with 503 so that Eventarc or Pub/Sub deliver the event again. Anything else raised by our
+own code is a bug: logged with its trace by the caller, answered 500 without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.api_core import exceptions as google_errors
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+# Aborted is a transaction that lost to a concurrent one: the same call succeeds when tried again.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    google_errors.ServiceUnavailable,
+    google_errors.DeadlineExceeded,
+    google_errors.InternalServerError,
+    google_errors.Aborted,
+)
+RETRY_AFTER_S = 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int  # 503: try again later; 500: a bug of ours
+    retryable: bool
+    retry_after_s: int | None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)} if self.retry_after_s is not None else {}
+
+
+def classify(problem: BaseException, retry_after_s: int = RETRY_AFTER_S) -> Failure:
+    if isinstance(problem, UNAVAILABLE):
+        return Failure(503, True, retry_after_s)
+    return Failure(500, False, None)
+
+
+def event_failure(problem: BaseException, description: str) -> HTTPException:
+    """What an event function raises for `problem`: 503 (delivered again) while storage is unavailable, else 500."""
+    if classify(problem).retryable:
+        return ServiceUnavailable(f"storage unavailable: {description}")
+    return InternalServerError(description)
