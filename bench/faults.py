@@ -254,7 +254,8 @@ def notifications_under_faults(firestore: emulators.Emulator) -> dict[str, Any]:
     from functions.fulfillment.store import FirestoreDeviceRegistry, FirestoreFulfillmentStore
     from functions.platform.firestore import client
     from functions.platform.homegraph import HomeGraphClient, RetryPolicy
-    from functions.reporting.pipeline import ReportDeferred, Reporter, Settings
+    from functions.reporting.model import ReportDeferred, Settings
+    from functions.reporting.pipeline import Reporter
     from functions.reporting.store import FirestoreReportStore
     from tools.cli import validated_devices
 

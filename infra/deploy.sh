@@ -7,8 +7,8 @@
 #   infra/deploy.sh --list-source
 #
 # --dry-run prints every command instead of running it (and needs neither gcloud nor credentials); --list-source
-# prints the files uploaded as the functions' source. Settings come from the environment, with the Terraform
-# variables' defaults:
+# prints the files uploaded as the functions' source, as infra/source_files.json defines them (for Terraform too).
+# Settings come from the environment, with the Terraform variables' defaults:
 #   REGION (us-central1), FIRESTORE_LOCATION (nam5), FIRESTORE_DATABASE ((default)), STATE_TOPIC (device-state),
 #   COMMANDS_TOPIC (device-commands), DEAD_LETTER_TOPIC (device-state-dead-letter), MAX_DELIVERY_ATTEMPTS (10),
 #   ACCOUNT_LINKING_SERVICE_NAME (Smart Home), TOKEN_CACHE_SECONDS (10), PYTHON_RUNTIME (python311),
@@ -17,17 +17,18 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  # The header comment, up to the first line of code.
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
   exit 2
 }
 
 dry_run=0
-list_source=0
+list_source_only=0
 project=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
-    --list-source) list_source=1 ;;
+    --list-source) list_source_only=1 ;;
     -h | --help) usage ;;
     -*) echo "deploy.sh: unknown option $1" >&2 && usage ;;
     *) project="$1" ;;
@@ -35,12 +36,14 @@ while [ $# -gt 0 ]; do
   shift
 done
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
-# The functions' source: main.py, requirements.txt and functions/ without the developer tools, the operators' command
-# line and bytecode; the same files as infra/source_files.tf.
-copy_source='find main.py requirements.txt functions -type f ! -path "tools/*" ! -path "functions/cli*" \
-  ! -path functions/__main__.py ! -path "*/__pycache__/*" ! -name "*.pyc" -print0 | tar --null -T - -cf -'
-if [ "$list_source" = 1 ]; then
-  (cd "$repo_root" && eval "$copy_source") | tar -tf - | sort
+# The functions' source is defined once, in infra/source_files.json, which Terraform reads too (source_files.tf):
+# the files its include globs match, less those an exclude pattern matches. python3 lists them, NUL-separated, from
+# the repository root; Python's glob and re behave on the manifest's patterns as Terraform's fileset and regexall do.
+source_lister='import glob, json, os, re, sys; rules = json.load(open(sys.argv[1])); found = {f for g in rules["include"] for f in glob.glob(g, recursive=True) if os.path.isfile(f)}; sys.stdout.write("".join(f + "\0" for f in sorted(found) if not any(re.search(x, f) for x in rules["exclude"])))'
+list_source="python3 -c '$source_lister' infra/source_files.json"
+copy_source="$list_source | tar --null -T - -cf -"
+if [ "$list_source_only" = 1 ]; then
+  (cd "$repo_root" && eval "$list_source") | tr '\0' '\n'
   exit 0
 fi
 [ -n "$project" ] || usage

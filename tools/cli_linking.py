@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from functions.linking import service as linking
+from functions.linking import model as linking
 from tools.cli import Refused
 
 CLIENT_SECRET_ENV = "OAUTH_CLIENT_SECRET"  # noqa: S105 - the variable's name, not a secret

@@ -294,7 +294,7 @@ def _demo_account(password: str) -> str:
 def _demo_client() -> str | None:
     """Registers Google's OAuth client for the demo project; returns its secret (shown only here)."""
     try:
-        from functions.linking import service as linking
+        from functions.linking import model as linking
         from functions.linking.store import FirestoreClientRegistry
     except ImportError:
         return None

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from functions.core import json_values
 from functions.core.ids import id_problem
 from functions.core.schema import errors as schema_errors
 from functions.core.times import format_time_ms, parse_time_ms
@@ -71,13 +72,9 @@ def _json(data: bytes) -> Any:
     if len(data) > MAX_MESSAGE_BYTES:
         raise InvalidMessage(f"the message data is larger than {MAX_MESSAGE_BYTES} bytes")
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as problem:
+        return json_values.loads(data)
+    except ValueError as problem:
         raise InvalidMessage(f"the message data is not JSON: {problem}") from problem
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse(data: bytes, attributes: dict[str, str] | None, now_ms: int) -> StateMessage | ReportAllRequest:
@@ -130,7 +127,7 @@ def _report_all(body: Any) -> ReportAllRequest:
 
 def report_all_data(agent_user_id: str, linked_at_ms: int) -> tuple[bytes, dict[str, str]]:
     """(data, attributes) of a report-all request."""
-    data = json.dumps({"agentUserId": agent_user_id, "linkedAt": linked_at_ms}, separators=(",", ":"))
+    data = json_values.dumps({"agentUserId": agent_user_id, "linkedAt": linked_at_ms})
     return data.encode(), {KIND_ATTRIBUTE: REPORT_ALL_KIND}
 
 
@@ -151,4 +148,4 @@ def state_message_data(message: StateMessage) -> bytes:
         body["commandId"] = message.command_id
     if message.error_code:
         body["errorCode"] = message.error_code
-    return json.dumps(body, separators=(",", ":")).encode()
+    return json_values.dumps(body).encode()

@@ -10,18 +10,12 @@ import logging
 
 import functions_framework
 from flask import Request, Response
-from google.api_core import exceptions as google_errors
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from functions.platform import logs
+from functions.platform import failures, logs
 
 # The sign-in form is a few hundred bytes; nothing legitimate comes near this.
 MAX_FORM_BYTES = 16_384
-STORAGE_UNAVAILABLE = (
-    google_errors.ServiceUnavailable,
-    google_errors.DeadlineExceeded,
-    google_errors.InternalServerError,
-)
 
 logs.install()
 log = logging.getLogger(__name__)
@@ -41,7 +35,7 @@ def authorize(request: Request) -> Response:
     request.max_content_length = MAX_FORM_BYTES
     try:
         from functions.linking.pages import AuthorizePages
-        from functions.linking.store import SessionKeyMissing, default_service, session_key
+        from functions.linking.wiring import SessionKeyMissing, default_service, session_key
 
         try:
             key = session_key()
@@ -51,16 +45,17 @@ def authorize(request: Request) -> Response:
         return AuthorizePages(request, default_service(), key).respond()
     except RequestEntityTooLarge:
         return error_page(413, "Form too large", "The submitted form is too large.")
-    except STORAGE_UNAVAILABLE:
+    except Exception as problem:
+        failure = failures.classify(problem, retry_after_s=5)
+        if not failure.retryable:
+            # A bug of ours: logged with its trace, answered without one.
+            log.exception("authorize failed")
+            return error_page(500, "Something went wrong", "The link request could not be handled. Please try again.")
         log.exception("account linking storage unavailable")
         page = error_page(
             503, "Temporarily unavailable", "The service is busy right now. Please try again in a moment."
         )
-        page.headers["Retry-After"] = "5"
+        page.headers.update(failure.headers)
         return page
-    except Exception:
-        # A bug of ours: logged with its trace, answered without one.
-        log.exception("authorize failed")
-        return error_page(500, "Something went wrong", "The link request could not be handled. Please try again.")
     finally:
         request.max_content_length = None

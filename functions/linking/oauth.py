@@ -31,8 +31,9 @@ from flask import Request
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from functions.core import tokens
-from functions.linking import service as linking
-from functions.linking.service import Account, AccountLinking, GrantToken, IssuedTokens, OAuthClient
+from functions.linking import model as linking
+from functions.linking.model import Account, GrantToken, IssuedTokens, OAuthClient
+from functions.linking.service import AccountLinking
 
 # Authlib logs issued tokens at DEBUG level; tokens are never logged here, whatever the root level.
 logging.getLogger("authlib").setLevel(logging.INFO)

@@ -22,7 +22,8 @@ from typing import Any
 import jinja2
 from flask import Request, Response
 
-from functions.linking.service import Account, AccountLinking, OAuthClient
+from functions.linking.model import Account, OAuthClient
+from functions.linking.service import AccountLinking
 from functions.platform import config
 
 CSRF_COOKIE = "linking_csrf"

@@ -14,19 +14,15 @@ Layout (besides the fulfillment's users/ and tokens/):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import importlib
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 
+from functions.linking import model as linking
 from functions.linking import passwords
-from functions.linking import service as linking
-from functions.linking.service import (
+from functions.linking.model import (
     Account,
     AttemptWindow,
     GrantToken,
@@ -37,7 +33,6 @@ from functions.linking.service import (
     normalize_email,
     rotated,
 )
-from functions.platform import config
 from functions.platform import firestore as base
 
 CLIENTS = "oauthClients"
@@ -305,57 +300,3 @@ class FirestoreGrantStore:
                 batch.delete(ref)
             batch.commit()
             revoked += len(refs)
-
-
-# Wiring
-
-_service: linking.AccountLinking | None = None
-_lock = threading.Lock()
-MIN_SESSION_KEY_LENGTH = 32
-
-
-def user_directory(spec: str, db: firestore.Client | None = None) -> linking.UserDirectory:
-    """The embedded Firestore directory, or the maker's own: `spec` names a factory as `package.module:callable`."""
-    if not spec:
-        return FirestoreUserDirectory(db)
-    module_name, _, factory_name = spec.partition(":")
-    if not module_name or not factory_name.isidentifier():
-        raise ValueError(f"ACCOUNT_LINKING_USER_DIRECTORY must read package.module:factory, not {spec!r}")
-    factory = getattr(importlib.import_module(module_name), factory_name)
-    directory: linking.UserDirectory = factory()
-    return directory
-
-
-def default_service() -> linking.AccountLinking:
-    """The process-wide service on Firestore (the functions keep it across invocations)."""
-    from functions.fulfillment import FirestoreFulfillmentStore
-
-    global _service
-    with _lock:
-        if _service is None:
-            db = base.client()
-            _service = linking.AccountLinking(
-                clients=FirestoreClientRegistry(db),
-                users=user_directory(config.account_linking_user_directory(), db),
-                throttle=FirestoreSignInThrottle(db),
-                grants=FirestoreGrantStore(db),
-                links=FirestoreFulfillmentStore(db),
-            )
-        return _service
-
-
-class SessionKeyMissing(RuntimeError):
-    """Production without ACCOUNT_LINKING_SESSION_KEY: the sign-in pages refuse to run rather than sign weakly."""
-
-
-def session_key() -> bytes:
-    """The key that signs the sign-in pages' cookies and CSRF tokens: ACCOUNT_LINKING_SESSION_KEY (from Secret
-    Manager in production). On the emulator, without it, a fixed key per project, since the data is not real."""
-    configured = config.account_linking_session_key()
-    if len(configured) >= MIN_SESSION_KEY_LENGTH:
-        return configured.encode()
-    if configured:
-        raise SessionKeyMissing(f"ACCOUNT_LINKING_SESSION_KEY must have at least {MIN_SESSION_KEY_LENGTH} characters")
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        return hashlib.sha256(f"emulator-only session key for {config.project_id()}".encode()).digest()
-    raise SessionKeyMissing("ACCOUNT_LINKING_SESSION_KEY is not set")

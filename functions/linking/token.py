@@ -8,30 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import functions_framework
 from flask import Request
-from google.api_core import exceptions as google_errors
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from functions.platform import logs
+from functions.platform import failures, logs
+from functions.platform.http import Reply, error_reply
 
 MAX_FORM_BYTES = 16_384
-STORAGE_UNAVAILABLE = (
-    google_errors.ServiceUnavailable,
-    google_errors.DeadlineExceeded,
-    google_errors.InternalServerError,
-)
-NO_STORE = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 logs.install()
 log = logging.getLogger(__name__)
-Reply = tuple[str, int, Any]
 
 
 def _error(status: int, error: str, description: str, **headers: str) -> Reply:
-    return json.dumps({"error": error, "error_description": description}), status, {**NO_STORE, **headers}
+    return error_reply(status, error, description, headers={**NO_STORE, **headers})
 
 
 @functions_framework.http
@@ -45,21 +38,22 @@ def token(request: Request) -> Reply:
     grant_type = ""
     try:
         from functions.linking import oauth
-        from functions.linking.store import default_service
+        from functions.linking.wiring import default_service
 
         grant_type = request.form.get("grant_type", "")[:40]
         reply = oauth.token_response(default_service(), request)
     except RequestEntityTooLarge:
         return _error(413, "invalid_request", f"The request body exceeds {MAX_FORM_BYTES} bytes.")
-    except STORAGE_UNAVAILABLE:
+    except Exception as problem:
+        failure = failures.classify(problem)
+        if not failure.retryable:
+            log.exception("token request failed", extra={"grantType": grant_type})
+            return _error(500, "server_error", "The request could not be handled.")
         log.exception("token storage unavailable", extra={"grantType": grant_type})
-        return _error(503, "temporarily_unavailable", "Try again shortly.", **{"Retry-After": "1"})
-    except Exception:
-        log.exception("token request failed", extra={"grantType": grant_type})
-        return _error(500, "server_error", "The request could not be handled.")
+        return _error(503, "temporarily_unavailable", "Try again shortly.", **failure.headers)
     finally:
         request.max_content_length = None
     if reply.status >= 400 and isinstance(reply.body, dict):
         log.warning("token request refused", extra={"grantType": grant_type, "error": reply.body.get("error")})
-    body = json.dumps(reply.body) if isinstance(reply.body, dict) else reply.body
-    return body, reply.status, reply.headers
+    body = json.dumps(reply.body) if isinstance(reply.body, dict) else str(reply.body)
+    return body, reply.status, dict(reply.headers)

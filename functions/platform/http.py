@@ -1,23 +1,28 @@
-"""Small helpers shared by the HTTP functions: JSON replies and bounded body reading."""
+"""Small helpers shared by the HTTP functions: the one reply type, JSON replies and bounded body reading."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Request
 
+from functions.core import json_values
+
 JSON_HEADERS = {"Content-Type": "application/json"}
-FlaskReply = tuple[str, int, dict[str, str]]
+# What every JSON-answering HTTP function returns to functions-framework (Flask): body, status, headers.
+Reply = tuple[str, int, dict[str, str]]
 
 
-def json_reply(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> FlaskReply:
-    return json.dumps(body, separators=(",", ":")), status, {**JSON_HEADERS, **(headers or {})}
+def json_reply(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
+    return json_values.dumps(body), status, {**JSON_HEADERS, **(headers or {})}
 
 
-def error_reply(status: int, error: str, description: str, **extra: Any) -> FlaskReply:
-    return json_reply(status, {"error": error, "error_description": description, **extra})
+def error_reply(
+    status: int, error: str, description: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Reply:
+    """RFC 6749's error shape, which the fulfillment's plain HTTP errors share."""
+    return json_reply(status, {"error": error, "error_description": description, **extra}, headers)
 
 
 class BodyTooLarge(Exception):
@@ -34,16 +39,9 @@ def read_body(request: Request, limit: int) -> bytes:
     return data
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json(data: bytes) -> Any:
-    """Strict JSON: no NaN or Infinity; raises ValueError (also for bad UTF-8 and absurd nesting)."""
-    try:
-        return json.loads(data, parse_constant=_refuse_constant)
-    except RecursionError as too_deep:
-        raise ValueError("JSON nested too deeply") from too_deep
+    """Strict JSON (functions.core.json_values.loads); raises ValueError saying what is wrong."""
+    return json_values.loads(data)
 
 
 def bearer_token(request: Request) -> str | None:

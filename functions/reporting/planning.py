@@ -18,7 +18,7 @@ Rules (Google's Report State and notifications documentation):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +33,6 @@ MAX_DEVICES_PER_CALL = 100
 ONLINE = "online"
 NOTIFICATION = "notification"
 FOLLOW_UP = "followUp"
-# The traits whose follow-up payload builders exist (functions/core/traits/{lockunlock,openclose,...}.py).
-FollowUpBuilder = Callable[[str, Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
-FollowUpFailure = Callable[[str, str], dict[str, Any]]
 
 
 def stable_id(*parts: str) -> str:
@@ -306,30 +303,32 @@ def notification_problems(device: Device, notifications: Mapping[str, Any]) -> l
     return problems
 
 
-def completion_notifications(device: Device, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """Announcements a state change implies by itself: a RunCycle device that finished running."""
-    runcycle = trait_registry.get("RunCycle")
-    if runcycle is None or runcycle.full_name() not in device.trait_names:
-        return {}
-    completion = getattr(runcycle, "completion_notification", None)
-    found = completion(before, after) if completion is not None else None
-    return dict(found) if found else {}
+def completion_notifications(
+    device: Device, before: Mapping[str, Any], after: Mapping[str, Any], announced: Collection[str] = ()
+) -> dict[str, Any]:
+    """Announcements a state change implies by itself (a washer that finished running), keyed by trait: what each
+    of the device's traits says about the change (`Trait.completion_notification`). Traits named in `announced`
+    (a message that brings its own notification for the trait) are not asked."""
+    found: dict[str, Any] = {}
+    for trait in device.traits:
+        if trait.name in announced:
+            continue
+        notification = trait.completion_notification(before, after)
+        if notification:
+            found.update(notification)
+    return found
 
 
 def follow_up_notifications(
     command: str, token: str, params: Mapping[str, Any], state: Mapping[str, Any], error_code: str | None
 ) -> dict[str, Any] | None:
-    """The follow-up response of a finished command (keyed by trait), or None if its trait has none."""
+    """The follow-up response of a finished command (keyed by trait), or None if its trait sends none."""
     trait = trait_registry.for_command(command)
-    if trait is None:
-        return None
-    builder: FollowUpBuilder | None = getattr(trait, "follow_up_payload", None)
-    failure: FollowUpFailure | None = getattr(trait, "follow_up_failure", None)
-    if builder is None or failure is None:
+    if trait is None or not trait.sends_follow_ups():
         return None
     if error_code:
-        return failure(token, error_code)
-    return builder(token, params, state)
+        return trait.follow_up_failure(token, error_code)
+    return trait.follow_up_payload(token, params, state)
 
 
 def device_ids_of(entries: Iterable[QueueEntry]) -> set[str] | None:

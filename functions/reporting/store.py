@@ -31,7 +31,7 @@ from functions.core.commands import PendingCommand, backend_of
 from functions.core.ports import DeviceDocument, StoredDevice
 from functions.platform.firestore import DEVICES, USERS, client, to_datetime, to_ms
 from functions.reporting import planning
-from functions.reporting.pipeline import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
+from functions.reporting.model import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
 from functions.reporting.planning import Event, QueueEntry
 
 REPORTED = "reported"
@@ -73,7 +73,7 @@ def _states(snapshot: Any) -> dict[str, Any]:
 
 
 class FirestoreReportStore:
-    """Report State's ReportStore (functions.reporting.pipeline) and the fulfillment's PendingCommandStore
+    """Report State's ReportStore (functions.reporting.model) and the fulfillment's PendingCommandStore
     (functions.fulfillment.backends)."""
 
     def __init__(self, db: firestore.Client | None = None) -> None:

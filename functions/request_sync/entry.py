@@ -13,43 +13,20 @@ Heavy modules (google-events, the HomeGraph client, the Firestore adapters) load
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import functions_framework
-from werkzeug.exceptions import InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import ServiceUnavailable
 
 from functions.core.times import parse_rfc3339
-from functions.platform import config, logs
-from functions.request_sync.service import RequestSyncService, Settings, SyncDeferred, is_too_old
+from functions.platform import failures, logs
+from functions.request_sync import wiring
+from functions.request_sync.service import SyncDeferred, is_too_old
 from functions.request_sync.triggers import change_instant_us, device_path, sync_reason
 
 logs.install()
 log = logging.getLogger(__name__)
-
-_service: RequestSyncService | None = None
-_service_lock = threading.Lock()
-
-
-def service() -> RequestSyncService:
-    """One per instance, built on the first event (concurrent first events share it)."""
-    global _service
-    with _service_lock:
-        if _service is not None:
-            return _service
-        from functions.platform.homegraph import default_client
-        from functions.request_sync.ledger_store import FirestoreSyncLedger
-
-        homegraph = default_client()
-        settings = Settings(
-            window_s=config.request_sync_window_s(),
-            owner_budget_s=config.request_sync_owner_budget_s(),
-            max_event_age_s=config.request_sync_max_event_age_s(),
-            call_budget_s=homegraph.retry.worst_case_s(homegraph.timeout_s),
-        )
-        _service = RequestSyncService(FirestoreSyncLedger(), homegraph, settings)
-        return _service
 
 
 def event_time_us(value: Any) -> tuple[int, bool] | None:
@@ -66,8 +43,7 @@ def _report_state_change(
 ) -> None:
     """Hands a state or `online` change to the Report State pipeline (functions/reporting/pipeline.py), which ignores
     its own writes and reports the rest; the event is retried while the change could not be reported yet."""
-    from functions.reporting.entry import forward_device_write
-    from functions.reporting.pipeline import ReportDeferred
+    from functions.reporting import ReportDeferred, forward_device_write
 
     when = event_time_us(attributes.get("time"))
     event_ms = when[0] // 1000 if when else time.time_ns() // 1_000_000
@@ -113,7 +89,7 @@ def sync_on_device_change(event: Any) -> None:
     if when is None:
         log.error("device event dropped: no valid time", extra={**context, "time": attributes.get("time")})
         return
-    settings = service().settings
+    settings = wiring.service().settings
     now_ms = received_us // 1000
     if is_too_old(when[0] // 1000, now_ms, settings):
         log.warning(
@@ -123,21 +99,18 @@ def sync_on_device_change(event: Any) -> None:
         return
     change_us = change_instant_us(change.after_update_us, when[0], when[1], received_us)
     try:
-        service().on_device_change(agent_user_id, change_us, event_id)
+        wiring.service().on_device_change(agent_user_id, change_us, event_id)
     except SyncDeferred as deferred:
         log.warning(
             "request sync deferred; the event will be delivered again", extra={**context, "reason": str(deferred)}
         )
         raise ServiceUnavailable(str(deferred)) from deferred
     except Exception as problem:
-        from google.api_core import exceptions as google_errors
-
-        if isinstance(
-            problem, google_errors.ServiceUnavailable | google_errors.DeadlineExceeded | google_errors.Aborted
-        ):
+        answer = failures.event_failure(problem, "request sync failed")
+        if isinstance(answer, ServiceUnavailable):
             log.warning(
                 "storage unavailable; the event will be delivered again", extra={**context, "reason": str(problem)}
             )
-            raise ServiceUnavailable("storage unavailable") from problem
-        log.exception("request sync failed", extra=context)
-        raise InternalServerError("request sync failed") from problem
+        else:
+            log.exception("request sync failed", extra=context)
+        raise answer from problem

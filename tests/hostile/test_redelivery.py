@@ -137,21 +137,23 @@ def world(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     from functions.platform.homegraph import HomeGraphClient, RetryPolicy
-    from functions.reporting import entry as report_entry
+    from functions.reporting import wiring as report_wiring
     from functions.reporting.pipeline import Reporter
     from functions.reporting.store import FirestoreReportStore
-    from functions.request_sync import entry as sync_entry
     from functions.request_sync import service as request_sync
+    from functions.request_sync import wiring as sync_wiring
     from functions.request_sync.ledger_store import FirestoreSyncLedger
 
     monkeypatch.setenv("REPORT_WINDOW_MS", "300")
     client = HomeGraphClient(endpoint=homegraph_standin.url, timeout_s=2.0, retry=RetryPolicy(2, 0.05, 0.1))
     monkeypatch.setattr(
-        report_entry, "_reporter", Reporter(FirestoreReportStore(firestore_db), lambda: client, report_entry.settings())
+        report_wiring,
+        "_reporter",
+        Reporter(FirestoreReportStore(firestore_db), lambda: client, report_wiring.settings()),
     )
     settings = request_sync.Settings(window_s=1.0, call_budget_s=client.retry.worst_case_s(client.timeout_s))
     service = request_sync.RequestSyncService(FirestoreSyncLedger(firestore_db), client, settings)
-    monkeypatch.setattr(sync_entry, "_service", service)
+    monkeypatch.setattr(sync_wiring, "_service", service)
     homegraph_standin.auto_link = True  # Google knows every user (their SYNC is not what these tests look at)
     world = World(functions, homegraph_standin, firestore_db, local_eventarc, {})
     yield world

@@ -1,13 +1,14 @@
 """What the code needs from a deployment, read from the sources, and what infra/ provides, read from the Terraform.
 
-The code side is read statically (ast and the adapters' layout docstrings), so the checks follow the code as it
-grows without a list to keep in step by hand.
+The code side is read statically (ast and the Firestore adapters' layout docstrings), so the checks follow the code
+as it grows without a list to keep in step by hand.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -60,15 +61,22 @@ def _decorator_signature(module: Path, name: str) -> str:
     raise AssertionError(f"{module} defines no function {name}")
 
 
-def runtime_modules() -> list[Path]:
-    """The modules the functions run: functions/ less the developer tools and the operators' command line."""
-    return sorted(
-        path
-        for path in FUNCTIONS.rglob("*.py")
-        if "devtools" not in path.relative_to(FUNCTIONS).parts
-        and not path.name.startswith("cli")
-        and path.name != "__main__.py"
+SOURCE_RULES = INFRA / "source_files.json"  # the one definition of what Cloud Functions gets
+
+
+@cache
+def deployed_source() -> tuple[str, ...]:
+    """The files uploaded as the functions' source (repository paths), as `infra/deploy.sh --list-source` prints
+    them from infra/source_files.json; tests/infra/test_source.py checks Terraform's list is the same."""
+    listed = subprocess.run(
+        ["bash", str(INFRA / "deploy.sh"), "--list-source"], capture_output=True, text=True, check=True
     )
+    return tuple(listed.stdout.splitlines())
+
+
+def runtime_modules() -> list[Path]:
+    """The Python modules the functions run: the deployed ones under functions/."""
+    return [ROOT / name for name in deployed_source() if name.startswith("functions/") and name.endswith(".py")]
 
 
 class UnreadableSetting(AssertionError):
@@ -161,14 +169,15 @@ _EXPIRY_KEY = re.compile(r"""["'](\w*[Ee]xpires?At)["']\s*:""")
 
 
 def ttl_fields_declared() -> dict[str, str]:
-    """Collection group -> TTL field, from the adapters' layout docstrings, which mark them either in the entry
+    """Collection group -> TTL field, from the deployed modules' Firestore layout docstrings (the adapters live in
+    their features and in functions/platform), which mark them either in the entry
 
         tokens/{sha256 of the token}   kind, agentUserId, expiresAt (TTL), ...
 
     or as group.field in a sentence naming TTL policies: "TTL policies (infra) on reportQueue.expireAt ...".
     """
     declared: dict[str, str] = {}
-    for path in sorted((FUNCTIONS / "adapters").glob("*.py")):
+    for path in runtime_modules():
         docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
         for group, field in _TTL_DOTTED.findall(" ".join(p for p in docstring.split("\n\n") if "TTL" in p)):
             previous = declared.setdefault(group, field)
@@ -189,9 +198,9 @@ def ttl_fields_declared() -> dict[str, str]:
 
 
 def expiry_fields_written() -> dict[str, set[str]]:
-    """Adapter module -> the expiry-like field names it writes as dict keys (expiresAt, ...)."""
+    """Deployed module -> the expiry-like field names it writes as dict keys (expiresAt, ...)."""
     written: dict[str, set[str]] = {}
-    for path in sorted((FUNCTIONS / "adapters").glob("*.py")):
+    for path in runtime_modules():
         keys = set(_EXPIRY_KEY.findall(path.read_text()))
         if keys:
             written[str(path.relative_to(ROOT))] = keys

@@ -170,12 +170,12 @@ def test_the_setting_scan_sees_reads_through_constants_and_helpers(tmp_path: Any
 
 def test_ttl_policies_cover_every_expiring_collection() -> None:
     declared = facts.ttl_fields_declared()
-    assert declared.get("tokens") == "expiresAt", "the scan reads the adapters' layout docstrings"
+    assert declared.get("tokens") == "expiresAt", "the scan reads the Firestore adapters' layout docstrings"
     for module, keys in facts.expiry_fields_written().items():
         undeclared = keys - facts.ttl_fields_in_docstring(facts.ROOT / module)
         assert not undeclared, f"{module} writes {undeclared}: mark the field '(TTL)' in its layout docstring"
     configured = facts.terraform()["locals"]["ttl_fields"]
-    assert configured == declared, "infra/firestore.tf ttl_fields must match the adapters' (TTL) fields"
+    assert configured == declared, "infra/firestore.tf ttl_fields must match the layout docstrings' (TTL) fields"
     ttl = facts.resources("google_firestore_field")["ttl"]
     assert ttl["for_each"] == "${local.ttl_fields}"
     assert facts.block(ttl, "ttl_config") == {}

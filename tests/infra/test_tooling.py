@@ -1,5 +1,5 @@
-"""The deployment's own checks: terraform fmt, checkov, shellcheck, the deploy script's dry run, and the source
-archive holding every entry point and nothing of the developer tools."""
+"""The deployment's own checks: terraform fmt, checkov, shellcheck and the deploy script's dry run (what the source
+archive holds is checked in test_source.py)."""
 
 from __future__ import annotations
 
@@ -46,63 +46,6 @@ def test_terraform_is_formatted() -> None:
         text=True,
     )
     assert result.returncode == 0, f"run `terraform fmt infra`:\n{result.stdout}{result.stderr}"
-
-
-def terraform_source_files(tmp_path: Path) -> list[str]:
-    """local.source_files, evaluated by Terraform itself (no provider is needed for it)."""
-    module = tmp_path / "source-module"
-    module.mkdir()
-    text = (facts.INFRA / "source_files.tf").read_text()
-    anchored = text.replace('abspath("${path.module}/..")', json.dumps(str(ROOT)))
-    assert anchored != text, "source_files.tf no longer finds the repository as path.module/.."
-    (module / "main.tf").write_text(anchored + '\noutput "files" {\n  value = local.source_files\n}\n')
-    for command in (["init", "-input=false", "-no-color"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
-        done = subprocess.run(
-            [terraform_binary(), *command], cwd=module, env=TERRAFORM_ENV, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    output = subprocess.run(
-        [terraform_binary(), "output", "-json", "files"], cwd=module, env=TERRAFORM_ENV, capture_output=True, text=True
-    )
-    files: list[str] = json.loads(output.stdout)
-    return files
-
-
-def test_the_source_archive_holds_every_entry_point_and_no_developer_tool(tmp_path: Path) -> None:
-    files = terraform_source_files(tmp_path)
-    assert {"main.py", "requirements.txt", "functions/platform/config.py"} <= set(files)
-    assert not [f for f in files if "devtools" in f or f.startswith("functions/cli") or f.endswith(".pyc")], files
-    listed = subprocess.run(
-        ["bash", "infra/deploy.sh", "--list-source"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert listed == files, "infra/deploy.sh uploads other files than Terraform"
-
-    deployed = tmp_path / "deployed"
-    for name in files:
-        (deployed / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / name, deployed / name)
-    targets = [e.name for e in facts.entry_points()]
-    # Imports every entry point from the archive's files alone, as Cloud Functions would.
-    probe = (
-        "import sys, functions_framework\n"
-        "for target in sys.argv[1:]:\n"
-        "    functions_framework.create_app(target=target, source='main.py')\n"
-        "here = sys.path[0] or '.'\n"
-        "import os\n"
-        "def origin(m): return os.path.abspath(getattr(m, '__file__', None) or here)\n"
-        "outside = sorted(n for n, m in sys.modules.items() if n.split('.')[0] == 'functions'\n"
-        "                 and not origin(m).startswith(os.path.abspath(here)))\n"
-        "assert not outside, outside\n"
-        "assert not [n for n in sys.modules if n.startswith('tools')]\n"
-        "print('ok', len(sys.argv) - 1)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["GOOGLE_CLOUD_PROJECT"] = "demo-archive-check"
-    result = subprocess.run(
-        [sys.executable, "-c", probe, *targets], cwd=deployed, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == f"ok {len(targets)}"
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from functions.core import tokens
-from functions.linking import service as linking
+from functions.linking import model as linking
 from tests.integration.conftest import REPO_ROOT
 from tests.integration.linking_helpers import (
     CLIENT_ID,
@@ -100,7 +100,7 @@ def linking_clock(firestore_db: object) -> Iterator[list[int]]:
     """The linking service's clock, as a one-element list the test may move (ms)."""
     import time
 
-    from functions.linking.store import default_service
+    from functions.linking.wiring import default_service
 
     service = default_service()
     now = [int(time.time() * 1000)]
@@ -112,7 +112,7 @@ def linking_clock(firestore_db: object) -> Iterator[list[int]]:
 
 @pytest.fixture
 def google_client(firestore_db: object) -> Any:
-    from functions.linking import service as linking
+    from functions.linking import model as linking
     from functions.linking.store import FirestoreClientRegistry
 
     client = linking.OAuthClient(
@@ -710,7 +710,7 @@ def test_storage_outages_are_temporarily_unavailable(
 ) -> None:
     from google.api_core import exceptions as google_errors
 
-    from functions.linking.store import default_service
+    from functions.linking.wiring import default_service
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise google_errors.ServiceUnavailable("emulated outage")

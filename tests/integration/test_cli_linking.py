@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from functions.linking import service as linking
+from functions.linking import model as linking
 from tests.integration.conftest import REPO_ROOT
 from tools import cli
 

@@ -535,7 +535,7 @@ def test_the_fulfillment_starts_without_loading_argon2() -> None:
     from pathlib import Path
 
     probe = (
-        "import sys, json; import main; from functions.fulfillment.entry import service; service(); "
+        "import sys, json; import main; from functions.fulfillment.wiring import service; service(); "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('argon2', '_argon2_cffi_bindings'))))"
     )
     env = {**os.environ, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "GOOGLE_CLOUD_PROJECT": "demo-probe"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from functions.core import tokens
-from functions.linking import service as linking
-from functions.linking.service import AccountLinking, IssuedTokens, OAuthClient
+from functions.linking import model as linking
+from functions.linking.model import IssuedTokens, OAuthClient
+from functions.linking.service import AccountLinking
 from tests.fakes.memory_linking import MemoryClients, MemoryGrants, MemoryLinks, MemoryThrottle, MemoryUsers
 
 REDIRECT = "https://oauth-redirect.googleusercontent.com/r/demo-project"
@@ -294,7 +295,7 @@ def test_tokens_minted_for_another_user_are_refused(service: AccountLinking) -> 
 
 
 def test_a_maker_can_plug_in_their_own_user_directory() -> None:
-    from functions.linking.store import user_directory
+    from functions.linking.wiring import user_directory
 
     assert isinstance(user_directory("tests.fakes.memory_linking:MemoryUsers"), MemoryUsers)
     for spec in ("no-colon", "tests.fakes.memory_linking:", "tests.fakes.memory_linking:not a name"):
@@ -303,7 +304,7 @@ def test_a_maker_can_plug_in_their_own_user_directory() -> None:
 
 
 def test_the_session_key_is_required_outside_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.linking.store import SessionKeyMissing, session_key
+    from functions.linking.wiring import SessionKeyMissing, session_key
 
     monkeypatch.setenv("ACCOUNT_LINKING_SESSION_KEY", "k" * 64)
     assert session_key() == b"k" * 64

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cloudevents.http import CloudEvent
 
 from functions.core.state_messages import StateMessage
-from functions.reporting import entry
-from functions.reporting.pipeline import ReportDeferred
+from functions.reporting import entry, wiring
+from functions.reporting.model import ReportDeferred
 
 
 def event(message: dict[str, Any]) -> CloudEvent:
@@ -35,7 +38,7 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recording = Recorder()
-    monkeypatch.setattr(entry, "_reporter", recording)
+    monkeypatch.setattr(wiring, "_reporter", recording)
     return recording
 
 
@@ -85,7 +88,38 @@ def test_settings_leave_room_for_a_whole_call_in_the_lease(monkeypatch: pytest.M
     monkeypatch.setenv("HOMEGRAPH_RETRY_ATTEMPTS", "3")
     monkeypatch.setenv("HOMEGRAPH_RETRY_BASE_S", "0.5")
     monkeypatch.setenv("HOMEGRAPH_RETRY_CAP_S", "8")
-    settings = entry.settings()
+    settings = wiring.settings()
     assert settings.window_ms == 250
     # three attempts of 2 s with waits of 0.5 and 1 s between them, the window, and the margin
-    assert settings.lease_ms == 250 + 7_500 + entry.LEASE_MARGIN_MS
+    assert settings.lease_ms == 250 + 7_500 + wiring.LEASE_MARGIN_MS
+
+
+def test_the_package_names_its_public_api_and_loads_it_on_first_use() -> None:
+    probe = (
+        "import sys, json; import functions.reporting as reporting; "
+        "loaded = sorted(m for m in sys.modules if m.startswith(('functions.reporting.', 'google.cloud.'))); "
+        "from functions.reporting import ReportDeferred, forward_device_write; "
+        "from functions.reporting.model import ReportDeferred as Deferred; "
+        "assert ReportDeferred is Deferred and callable(forward_device_write); "
+        "print(json.dumps([loaded, sorted(reporting.__all__)]))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+    loaded, public = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == []  # importing the package loads none of it (nor the Firestore SDK)
+    assert public == ["FirestoreReportStore", "ReportDeferred", "forward_device_write"]
+
+
+def test_forward_device_write_hands_the_write_to_the_instances_reporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.reporting import forward_device_write
+
+    class Written:
+        def device_written(self, *args: Any) -> str:
+            self.args = args
+            return "ignored"
+
+    written = Written()
+    monkeypatch.setattr(wiring, "_reporter", written)
+    before, after = {"state": {"on": False}}, {"state": {"on": True}}
+    assert forward_device_write("u1", "lamp-1", before, after, "evt-1", 1234) == "ignored"
+    assert written.args == ("u1", "lamp-1", before, after, "evt-1", 1234)

@@ -15,7 +15,7 @@ import pytest
 from functions.core.commands import FOLLOW_UP_TTL_MS, PendingCommand
 from functions.core.homegraph import BadRequest, Forbidden, NotFound, Transient
 from functions.core.state_messages import InvalidMessage, ReportAllRequest
-from functions.reporting.pipeline import (
+from functions.reporting.model import (
     IGNORED,
     NOT_LINKED,
     REPORT_SEQ,
@@ -25,9 +25,9 @@ from functions.reporting.pipeline import (
     TOO_OLD,
     UNCHANGED,
     ReportDeferred,
-    Reporter,
     Settings,
 )
+from functions.reporting.pipeline import Reporter
 from tests.fakes.memory_reporting import MemoryReportStore
 from tests.unit.reporting_helpers import (
     BASE_MS,
@@ -647,10 +647,10 @@ def test_a_report_all_request_of_an_unlinked_user_does_nothing(
 
 
 def test_idle_users_are_forgotten_by_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.reporting import pipeline as reporting
+    from functions.reporting import coordination
 
-    monkeypatch.setattr(reporting, "MAX_LOCAL_SLOTS", 4)
-    local = reporting._Local()
+    monkeypatch.setattr(coordination, "MAX_LOCAL_SLOTS", 4)
+    local = coordination.InstanceSlots()
     busy = local.slot("busy")
     busy.leader = True
     for n in range(10):
