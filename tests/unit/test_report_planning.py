@@ -28,7 +28,7 @@ from functions.reporting import planning
 from functions.reporting.planning import FOLLOW_UP, NOTIFICATION, DeviceView, Event, QueueEntry
 from tests.fakes.memory import MemoryStore
 from tests.fakes.memory_reporting import MemoryReportStore
-from tests.unit.reporting_helpers import BASE_MS, document, lamp, lock, message_json, router
+from tests.unit.reporting_helpers import BASE_MS, document, lamp, lock, message_json, router, washer
 
 NOW = BASE_MS + 60_000
 
@@ -193,6 +193,49 @@ def test_large_reports_are_split_into_calls_of_bounded_size() -> None:
     assert [len(call.states) for call in calls] == [planning.MAX_DEVICES_PER_CALL, 5]
     parts = planning.split(calls[1], counter())
     assert [list(part.states) for part in parts] == [[d] for d in calls[1].states]
+
+
+# What a state change announces (the traits' hooks, asked of every trait of the device)
+
+
+def test_a_run_that_ends_announces_its_completion_and_nothing_else_does() -> None:
+    machine = device(washer("w"))
+    done = {**machine.state, "currentTotalRemainingTime": 0, "currentCycleRemainingTime": 0}
+    finished = {"RunCycle": {"priority": 0, "status": "SUCCESS", "currentCycleRemainingTime": 0}}
+    assert planning.completion_notifications(machine, machine.state, done) == finished
+    assert planning.completion_notifications(machine, done, done) == {}
+    # A message that brings its own notification for the trait is not announced twice.
+    assert planning.completion_notifications(machine, machine.state, done, announced={"RunCycle": {}}) == {}
+    # No trait of a lamp announces anything by itself.
+    light = device(lamp("l"))
+    assert planning.completion_notifications(light, light.state, {"on": True, "brightness": 0}) == {}
+
+
+def test_a_follow_up_is_built_by_the_commands_trait_and_only_if_it_sends_follow_ups() -> None:
+    locked = {"isLocked": True, "isJammed": False}
+    lock_command = "action.devices.commands.LockUnlock"
+    success = planning.follow_up_notifications(lock_command, "t", {"lock": True}, locked, None)
+    assert json.dumps(success) == (
+        '{"LockUnlock": {"priority": 0, "followUpResponse": {"status": "SUCCESS", "isLocked": true, '
+        '"followUpToken": "t"}}}'
+    )
+    failure = planning.follow_up_notifications(lock_command, "t", {"lock": True}, locked, "deviceOffline")
+    assert json.dumps(failure) == (
+        '{"LockUnlock": {"priority": 0, "followUpResponse": {"status": "FAILURE", "errorCode": "deviceOffline", '
+        '"followUpToken": "t"}}}'
+    )
+    speed_test = "action.devices.commands.TestNetworkSpeed"
+    nothing_measured = planning.follow_up_notifications(speed_test, "t", {"testDownloadSpeed": True}, {}, None)
+    assert nothing_measured == {
+        "NetworkControl": {
+            "priority": 0,
+            "followUpResponse": {"status": "FAILURE", "errorCode": "transientError", "followUpToken": "t"},
+        }
+    }
+    # Commands of traits without follow-ups, and unknown commands, have none, whatever the device reported.
+    for command in ("action.devices.commands.OnOff", "action.devices.commands.NoSuchThing"):
+        assert planning.follow_up_notifications(command, "t", {"on": True}, {"on": True}, None) is None
+        assert planning.follow_up_notifications(command, "t", {"on": True}, {"on": True}, "deviceOffline") is None
 
 
 # Device backends (the fulfillment's FollowUps port)

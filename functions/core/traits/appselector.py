@@ -20,6 +20,7 @@ _NAMES = array(
     )
 )
 _APPLICATION = obj({"key": NON_EMPTY_STRING, "names": _NAMES}, required=("key", "names"))
+_APPLICATION_NAMES = _localized.NamedEntries(name_key="key", values_key="names", words_key="name_synonym")
 
 # The application is named by its key, by its name, or both; at least one of the two.
 _APP_PARAMS = obj(
@@ -35,14 +36,7 @@ def find_application(ctx: CommandContext) -> Mapping[str, Any]:
         wanted = ctx.params.get(field)
         if wanted is None:
             continue
-        found = _localized.find(
-            applications,
-            wanted,
-            name_key="key",
-            values_key="names",
-            words_key="name_synonym",
-            language=ctx.language,
-        )
+        found = _APPLICATION_NAMES.find(applications, wanted, ctx.language)
         if found is not None:
             return found
     asked = ctx.params.get("newApplication", ctx.params.get("newApplicationName"))
@@ -65,9 +59,9 @@ class AppSelector(Trait):
         problems = super().attribute_errors(attributes)
         if problems or "availableApplications" not in attributes:
             return problems
-        keys = [app["key"] for app in attributes["availableApplications"]]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        return [f"attributes ({cls.name}).availableApplications: key {key!r} is listed twice" for key in duplicates]
+        return _APPLICATION_NAMES.listed_twice(
+            attributes["availableApplications"], f"attributes ({cls.name}).availableApplications", "key "
+        )
 
     @classmethod
     def initial_state(cls, attributes: Mapping[str, Any]) -> dict[str, Any]:

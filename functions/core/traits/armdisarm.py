@@ -12,7 +12,7 @@ from typing import Any
 from functions.core import errors
 from functions.core.errors import CommandError
 from functions.core.schema import BOOLEAN, STRING, array, integer, obj
-from functions.core.traits import register
+from functions.core.traits import _localized, register
 from functions.core.traits.base import CommandContext, Trait, command
 
 ALREADY_ARMED = "alreadyArmed"
@@ -34,6 +34,7 @@ _LEVEL = obj(
     },
     required=("level_name", "level_values"),
 )
+_LEVEL_NAMES = _localized.NamedEntries(name_key="level_name", values_key="level_values", words_key="level_synonym")
 
 
 @register
@@ -120,25 +121,12 @@ def _level_names(attributes: Mapping[str, Any]) -> list[str]:
     return [level["level_name"] for level in _levels(attributes)]
 
 
-def _same_language(first: str, second: str) -> bool:
-    """en matches en-US: synonyms are given per language, requests may carry a region."""
-    return first.split("-")[0].casefold() == second.split("-")[0].casefold()
-
-
 def _resolve_level(attributes: Mapping[str, Any], requested: str, language: str) -> str:
     """The level_name meant by `requested`: a level_name, or a synonym in the request's language."""
     levels = _levels(attributes)
     if not levels:
         raise CommandError(errors.NOT_SUPPORTED, "this system has a single arm level")
-    for level in levels:
-        if level["level_name"] == requested:
-            return str(level["level_name"])
-    wanted = requested.casefold()
-    for level in levels:
-        if level["level_name"].casefold() == wanted:
-            return str(level["level_name"])
-        for values in level["level_values"]:
-            synonyms = values["level_synonym"]
-            if _same_language(values["lang"], language) and any(s.casefold() == wanted for s in synonyms):
-                return str(level["level_name"])
-    raise CommandError(errors.NOT_SUPPORTED, f"no arm level {requested!r}")
+    level = _LEVEL_NAMES.require(
+        levels, requested, language, code=errors.NOT_SUPPORTED, message=f"no arm level {requested!r}"
+    )
+    return str(level["level_name"])

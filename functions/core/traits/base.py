@@ -163,6 +163,50 @@ class Trait:
         outcome = spec.handler(self, ctx)
         return outcome if isinstance(outcome, Effect) else Effect(state=dict(outcome))
 
+    # Report State hooks: the reporting pipeline (functions/reporting/planning.py) calls these on whichever
+    # trait is concerned, never by the trait's name. Each payload is keyed by the trait's short name, as
+    # Google's `payload.devices.notifications.<device id>` expects.
+
+    @classmethod
+    def sends_follow_ups(cls) -> bool:
+        """Whether a command of this trait that answered PENDING is completed by a follow-up response.
+
+        A trait says so by declaring the follow-up's schema (`follow_up_schema`) and overriding
+        `follow_up_payload`.
+        """
+        return cls.follow_up_schema is not None
+
+    @classmethod
+    def follow_up_payload(
+        cls, token: str, params: Mapping[str, Any], state: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The follow-up response once a pending command completed without the device reporting an error.
+
+        `params` are the command's, `state` the device's state once the device cloud reported the outcome: the
+        trait decides from it whether the command succeeded (SUCCESS with the values reached) or not (a
+        `follow_up_failure`). None: this trait sends no follow-up responses (the default).
+        """
+        return None
+
+    @classmethod
+    def follow_up_failure(cls, token: str, code: str) -> dict[str, Any]:
+        """The FAILURE follow-up response with Google's error `code` (e.g. lockFailure, deviceJammingDetected).
+
+        The same for every trait that sends follow-ups; a trait whose failure carries more overrides it.
+        """
+        return cls.follow_up_response({"status": "FAILURE", "errorCode": code, "followUpToken": token})
+
+    @classmethod
+    def follow_up_response(cls, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` (status, followUpToken, and the values or errorCode) as this trait's share of a notification."""
+        return {cls.name: {"priority": 0, "followUpResponse": body}}
+
+    @classmethod
+    def completion_notification(cls, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The proactive notification that a change of this trait's state from `before` to `after` implies by
+        itself (a washer whose run ended announces that it finished), or None: by default, none."""
+        return None
+
 
 def clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))

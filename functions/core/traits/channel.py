@@ -75,8 +75,7 @@ class Channel(Trait):
         if problems or "availableChannels" not in attributes:
             return problems
         keys = [channel["key"] for channel in attributes["availableChannels"]]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        return [f"attributes ({cls.name}).availableChannels: key {key!r} is listed twice" for key in duplicates]
+        return _localized.listed_twice(f"attributes ({cls.name}).availableChannels", keys, "key ")
 
     @command("selectChannel", params=_SELECT_PARAMS)
     def select(self, ctx: CommandContext) -> Effect:

@@ -92,6 +92,9 @@ def _presets(attributes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(attributes.get("foodPresets") or ())
 
 
+_PRESET_NAMES = _localized.NamedEntries(name_key="food_preset_name", values_key="food_synonyms", words_key="synonym")
+
+
 @register
 class Cook(Trait):
     name = "Cook"
@@ -116,12 +119,8 @@ class Cook(Trait):
     def attribute_errors(cls, attributes: Mapping[str, Any]) -> list[str]:
         problems = super().attribute_errors(attributes)
         if not problems:
-            names = [preset["food_preset_name"] for preset in _presets(attributes)]
-            problems += [
-                f"attributes (Cook).foodPresets: {name!r} is listed twice"
-                for name in sorted({n for n in names if names.count(n) > 1})
-            ]
-            if NONE in names:
+            problems += _PRESET_NAMES.listed_twice(_presets(attributes), "attributes (Cook).foodPresets")
+            if any(preset["food_preset_name"] == NONE for preset in _presets(attributes)):
                 problems.append(f"attributes (Cook).foodPresets: {NONE!r} means no preset and cannot name one")
         return problems
 
@@ -199,17 +198,13 @@ class Cook(Trait):
             if "quantity" in ctx.params or "unit" in ctx.params:
                 raise CommandError(NOT_SUPPORTED, "a quantity needs a food preset, whose units it is in")
             return None
-        preset = _localized.find(
+        return _PRESET_NAMES.require(
             _presets(ctx.attributes),
             str(wanted),
-            name_key="food_preset_name",
-            values_key="food_synonyms",
-            words_key="synonym",
-            language=ctx.language,
+            ctx.language,
+            code=UNKNOWN_FOOD_PRESET,
+            message=f"no food preset is called {wanted!r}",
         )
-        if preset is None:
-            raise CommandError(UNKNOWN_FOOD_PRESET, f"no food preset is called {wanted!r}")
-        return preset
 
     @staticmethod
     def _quantity(ctx: CommandContext, units: list[str]) -> dict[str, Any]:

@@ -115,8 +115,8 @@ def _items(attributes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(attributes.get("supportedDispenseItems") or ())
 
 
-def _repeated(names: list[Any]) -> list[str]:
-    return sorted({str(name) for name in names if names.count(name) > 1})
+_ITEM_NAMES = _localized.NamedEntries(name_key="item_name", values_key="item_name_synonyms", words_key="synonyms")
+_PRESET_NAMES = _localized.NamedEntries(name_key="preset_name", values_key="preset_name_synonyms", words_key="synonyms")
 
 
 @register
@@ -140,11 +140,10 @@ class Dispense(Trait):
                     f"attributes (Dispense).supportedDispenseItems: the default portion of {item['item_name']!r} "
                     f"is in {portion['unit']}, not one of its supported_units"
                 )
-        for name in _repeated([item["item_name"] for item in _items(attributes)]):
-            problems.append(f"attributes (Dispense).supportedDispenseItems: {name!r} is listed twice")
-        presets = [preset["preset_name"] for preset in attributes.get("supportedDispensePresets") or ()]
-        for name in _repeated(presets):
-            problems.append(f"attributes (Dispense).supportedDispensePresets: {name!r} is listed twice")
+        problems += _ITEM_NAMES.listed_twice(_items(attributes), "attributes (Dispense).supportedDispenseItems")
+        problems += _PRESET_NAMES.listed_twice(
+            attributes.get("supportedDispensePresets") or (), "attributes (Dispense).supportedDispensePresets"
+        )
         return problems
 
     @classmethod
@@ -204,16 +203,13 @@ class Dispense(Trait):
     @staticmethod
     def _preset(ctx: CommandContext) -> Effect:
         wanted = str(ctx.params["presetName"])
-        preset = _localized.find(
+        _PRESET_NAMES.require(
             ctx.attributes.get("supportedDispensePresets") or (),
             wanted,
-            name_key="preset_name",
-            values_key="preset_name_synonyms",
-            words_key="synonyms",
-            language=ctx.language,
+            ctx.language,
+            code=NOT_SUPPORTED,
+            message=f"no dispense preset is called {wanted!r}",
         )
-        if preset is None:
-            raise CommandError(NOT_SUPPORTED, f"no dispense preset is called {wanted!r}")
         # A preset says nothing about which item or how much: the device reports that itself.
         return Effect()
 
@@ -225,17 +221,9 @@ class Dispense(Trait):
             if len(items) != 1:
                 raise CommandError(GENERIC_DISPENSE_NOT_SUPPORTED, "say which item to dispense")
             return items[0]
-        item = _localized.find(
-            items,
-            str(wanted),
-            name_key="item_name",
-            values_key="item_name_synonyms",
-            words_key="synonyms",
-            language=ctx.language,
+        return _ITEM_NAMES.require(
+            items, str(wanted), ctx.language, code=NOT_SUPPORTED, message=f"the device does not dispense {wanted!r}"
         )
-        if item is None:
-            raise CommandError(NOT_SUPPORTED, f"the device does not dispense {wanted!r}")
-        return item
 
     @staticmethod
     def _amount(ctx: CommandContext, item: Mapping[str, Any], amount: float, unit: str) -> Effect:

@@ -9,7 +9,7 @@ from typing import Any
 from functions.core import errors
 from functions.core.errors import CommandError
 from functions.core.schema import BOOLEAN, NON_EMPTY_STRING, STRING, array, integer, number, obj
-from functions.core.traits import register
+from functions.core.traits import _localized, register
 from functions.core.traits.base import CommandContext, Effect, Trait, clamp, command, require_range
 
 # Without ordered settings, a weight ("a little faster" = 1 .. "a lot" = 5) moves the percentage a tenth each.
@@ -24,6 +24,9 @@ _SPEED = obj(
     },
     required=("speed_name", "speed_values"),
 )
+
+
+_SPEED_NAMES = _localized.NamedEntries(name_key="speed_name", values_key="speed_values", words_key="speed_synonym")
 
 
 def _speeds(attributes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -128,20 +131,13 @@ class FanSpeed(Trait):
     @staticmethod
     def _find(ctx: CommandContext, wanted: str) -> Mapping[str, Any]:
         """A speed setting by its name, or by a synonym in the request's language (case-insensitive)."""
-        speeds = _speeds(ctx.attributes)
-        folded = wanted.casefold()
-        for speed in speeds:
-            if speed["speed_name"].casefold() == folded:
-                return speed
-        # "en" synonyms serve a request in "en-US" and the other way round.
-        language = ctx.language.split("-")[0].casefold()
-        for speed in speeds:
-            for values in speed["speed_values"]:
-                if values["lang"].split("-")[0].casefold() != language:
-                    continue
-                if folded in (synonym.casefold() for synonym in values["speed_synonym"]):
-                    return speed
-        raise CommandError(errors.NOT_SUPPORTED, f"fan speed {wanted!r} is not one of this device's settings")
+        return _SPEED_NAMES.require(
+            _speeds(ctx.attributes),
+            wanted,
+            ctx.language,
+            code=errors.NOT_SUPPORTED,
+            message=f"fan speed {wanted!r} is not one of this device's settings",
+        )
 
     @staticmethod
     def _require_percent(attributes: Mapping[str, Any]) -> None:

@@ -31,6 +31,9 @@ def _levels(attributes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list((attributes.get("availableFillLevels") or {}).get("levels") or ())
 
 
+_LEVEL_NAMES = _localized.NamedEntries(name_key="level_name", values_key="level_values", words_key="level_synonym")
+
+
 def _ordered(attributes: Mapping[str, Any]) -> bool:
     return (attributes.get("availableFillLevels") or {}).get("ordered") is True
 
@@ -66,11 +69,7 @@ class Fill(Trait):
     def attribute_errors(cls, attributes: Mapping[str, Any]) -> list[str]:
         problems = super().attribute_errors(attributes)
         if not problems:
-            names = [level["level_name"] for level in _levels(attributes)]
-            problems += [
-                f"attributes (Fill).availableFillLevels.levels: {name!r} is listed twice"
-                for name in sorted({n for n in names if names.count(n) > 1})
-            ]
+            problems += _LEVEL_NAMES.listed_twice(_levels(attributes), "attributes (Fill).availableFillLevels.levels")
         return problems
 
     @classmethod
@@ -107,16 +106,9 @@ class Fill(Trait):
             return Effect(state=self._to_percent(ctx.attributes, ctx.params["fillPercent"]))
         if "fillLevel" in ctx.params:
             wanted = str(ctx.params["fillLevel"])
-            level = _localized.find(
-                levels,
-                wanted,
-                name_key="level_name",
-                values_key="level_values",
-                words_key="level_synonym",
-                language=ctx.language,
+            level = _LEVEL_NAMES.require(
+                levels, wanted, ctx.language, code=NOT_SUPPORTED, message=f"the device has no fill level {wanted!r}"
             )
-            if level is None:
-                raise CommandError(NOT_SUPPORTED, f"the device has no fill level {wanted!r}")
             return Effect(state=self._to_level(ctx.attributes, levels.index(level)))
         if not ctx.params["fill"]:
             return Effect(state=self._drained(ctx.attributes))

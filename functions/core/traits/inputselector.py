@@ -18,6 +18,7 @@ _NAMES = array(
     )
 )
 _INPUT = obj({"key": NON_EMPTY_STRING, "names": _NAMES}, required=("key", "names"))
+_INPUT_NAMES = _localized.NamedEntries(name_key="key", values_key="names", words_key="name_synonym")
 
 
 def _inputs(ctx: CommandContext) -> Sequence[Mapping[str, Any]]:
@@ -58,9 +59,9 @@ class InputSelector(Trait):
         problems = super().attribute_errors(attributes)
         if problems or "availableInputs" not in attributes:
             return problems
-        keys = [entry["key"] for entry in attributes["availableInputs"]]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        return [f"attributes ({cls.name}).availableInputs: key {key!r} is listed twice" for key in duplicates]
+        return _INPUT_NAMES.listed_twice(
+            attributes["availableInputs"], f"attributes ({cls.name}).availableInputs", "key "
+        )
 
     @classmethod
     def initial_state(cls, attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,16 +71,9 @@ class InputSelector(Trait):
     @command("SetInput", params=obj({"newInput": STRING}, required=("newInput",)))
     def set_input(self, ctx: CommandContext) -> Effect:
         wanted = ctx.params["newInput"]
-        found = _localized.find(
-            _inputs(ctx),
-            wanted,
-            name_key="key",
-            values_key="names",
-            words_key="name_synonym",
-            language=ctx.language,
+        found = _INPUT_NAMES.require(
+            _inputs(ctx), wanted, ctx.language, code=errors.NOT_SUPPORTED, message=f"no input {wanted!r} on this device"
         )
-        if found is None:
-            raise errors.CommandError(errors.NOT_SUPPORTED, f"no input {wanted!r} on this device")
         return Effect(state={"currentInput": found["key"]})
 
     @command("NextInput")

@@ -81,9 +81,4 @@ class LockUnlock(Trait):
         if state.get("isLocked") is not wanted:
             return cls.follow_up_failure(token, LOCK_FAILURE if wanted else UNLOCK_FAILURE)
         body = {"status": "SUCCESS", "isLocked": wanted, "followUpToken": token}
-        return {"LockUnlock": {"priority": 0, "followUpResponse": body}}
-
-    @classmethod
-    def follow_up_failure(cls, token: str, code: str) -> dict[str, Any]:
-        body = {"status": "FAILURE", "errorCode": code, "followUpToken": token}
-        return {"LockUnlock": {"priority": 0, "followUpResponse": body}}
+        return cls.follow_up_response(body)

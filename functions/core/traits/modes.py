@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core.errors import NOT_SUPPORTED, CommandError
+from functions.core.errors import NOT_SUPPORTED
 from functions.core.schema import BOOLEAN, NON_EMPTY_STRING, STRING, array, exclusive, obj
 from functions.core.traits import _localized, register
 from functions.core.traits.base import CommandContext, Effect, Trait, command
@@ -43,30 +43,10 @@ def _modes(attributes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(attributes.get("availableModes") or ())
 
 
-def _repeated(names: list[Any]) -> list[str]:
-    return sorted({str(name) for name in names if names.count(name) > 1})
-
-
-def find_mode(attributes: Mapping[str, Any], wanted: str, language: str) -> Mapping[str, Any] | None:
-    return _localized.find(
-        _modes(attributes),
-        wanted,
-        name_key="name",
-        values_key="name_values",
-        words_key="name_synonym",
-        language=language,
-    )
-
-
-def find_setting(mode: Mapping[str, Any], wanted: str, language: str) -> Mapping[str, Any] | None:
-    return _localized.find(
-        mode.get("settings") or (),
-        wanted,
-        name_key="setting_name",
-        values_key="setting_values",
-        words_key="setting_synonym",
-        language=language,
-    )
+_MODE_NAMES = _localized.NamedEntries(name_key="name", values_key="name_values", words_key="name_synonym")
+_SETTING_NAMES = _localized.NamedEntries(
+    name_key="setting_name", values_key="setting_values", words_key="setting_synonym"
+)
 
 
 @register
@@ -87,10 +67,9 @@ class Modes(Trait):
         problems = super().attribute_errors(attributes)
         if problems:
             return problems
-        for name in _repeated([mode["name"] for mode in _modes(attributes)]):
-            problems.append(f"attributes (Modes).availableModes: mode {name!r} is listed twice")
+        problems += _MODE_NAMES.listed_twice(_modes(attributes), "attributes (Modes).availableModes", "mode ")
         for mode in _modes(attributes):
-            for name in _repeated([setting["setting_name"] for setting in mode["settings"]]):
+            for name in _localized.repeated(setting["setting_name"] for setting in mode["settings"]):
                 problems.append(f"attributes (Modes).availableModes: {mode['name']!r} lists setting {name!r} twice")
         return problems
 
@@ -131,11 +110,19 @@ class Modes(Trait):
     def set_modes(self, ctx: CommandContext) -> Effect:
         current = dict(ctx.state.get("currentModeSettings") or {})
         for mode_key, setting_key in ctx.params["updateModeSettings"].items():
-            mode = find_mode(ctx.attributes, str(mode_key), ctx.language)
-            if mode is None:
-                raise CommandError(NOT_SUPPORTED, f"the device has no mode {mode_key!r}")
-            setting = find_setting(mode, str(setting_key), ctx.language)
-            if setting is None:
-                raise CommandError(NOT_SUPPORTED, f"mode {mode['name']!r} has no setting {setting_key!r}")
+            mode = _MODE_NAMES.require(
+                _modes(ctx.attributes),
+                str(mode_key),
+                ctx.language,
+                code=NOT_SUPPORTED,
+                message=f"the device has no mode {mode_key!r}",
+            )
+            setting = _SETTING_NAMES.require(
+                mode["settings"],
+                str(setting_key),
+                ctx.language,
+                code=NOT_SUPPORTED,
+                message=f"mode {mode['name']!r} has no setting {setting_key!r}",
+            )
             current[mode["name"]] = setting["setting_name"]
         return Effect(state={"currentModeSettings": current})

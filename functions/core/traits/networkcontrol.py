@@ -168,12 +168,7 @@ class NetworkControl(Trait):
                 body[answer_key] = test[speed_key]
         if len(body) == 2:  # no speed measured
             return cls.follow_up_failure(token, TRANSIENT_ERROR)
-        return {"NetworkControl": {"priority": 0, "followUpResponse": body}}
-
-    @classmethod
-    def follow_up_failure(cls, token: str, code: str) -> dict[str, Any]:
-        body = {"status": "FAILURE", "errorCode": code, "followUpToken": token}
-        return {"NetworkControl": {"priority": 0, "followUpResponse": body}}
+        return cls.follow_up_response(body)
 
 
 def _require(ctx: CommandContext, capability: str) -> None:

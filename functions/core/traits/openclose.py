@@ -127,12 +127,7 @@ class OpenClose(Trait):
         """The follow-up Google gets once a pending OpenClose completed; `state` is the device's state then."""
         percent = _number(_current(state, params.get("openDirection")))
         body = {"status": "SUCCESS", "openPercent": percent, "followUpToken": token}
-        return {"OpenClose": {"priority": 0, "followUpResponse": body}}
-
-    @classmethod
-    def follow_up_failure(cls, token: str, code: str) -> dict[str, Any]:
-        body = {"status": "FAILURE", "errorCode": code, "followUpToken": token}
-        return {"OpenClose": {"priority": 0, "followUpResponse": body}}
+        return cls.follow_up_response(body)
 
 
 def _directions(attributes: Mapping[str, Any]) -> list[str]:

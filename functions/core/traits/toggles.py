@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core.errors import NOT_SUPPORTED, CommandError
+from functions.core.errors import NOT_SUPPORTED
 from functions.core.schema import BOOLEAN, NON_EMPTY_STRING, STRING, array, exclusive, obj
 from functions.core.traits import _localized, register
 from functions.core.traits.base import CommandContext, Effect, Trait, command
@@ -29,6 +29,9 @@ def _toggles(attributes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(attributes.get("availableToggles") or ())
 
 
+_TOGGLE_NAMES = _localized.NamedEntries(name_key="name", values_key="name_values", words_key="name_synonym")
+
+
 @register
 class Toggles(Trait):
     name = "Toggles"
@@ -46,11 +49,7 @@ class Toggles(Trait):
     def attribute_errors(cls, attributes: Mapping[str, Any]) -> list[str]:
         problems = super().attribute_errors(attributes)
         if not problems:
-            names = [toggle["name"] for toggle in _toggles(attributes)]
-            problems += [
-                f"attributes (Toggles).availableToggles: {name!r} is listed twice"
-                for name in sorted({n for n in names if names.count(n) > 1})
-            ]
+            problems += _TOGGLE_NAMES.listed_twice(_toggles(attributes), "attributes (Toggles).availableToggles")
         return problems
 
     @classmethod
@@ -86,15 +85,12 @@ class Toggles(Trait):
     def set_toggles(self, ctx: CommandContext) -> Effect:
         current = dict(ctx.state.get("currentToggleSettings") or {})
         for key, on in ctx.params["updateToggleSettings"].items():
-            toggle = _localized.find(
+            toggle = _TOGGLE_NAMES.require(
                 _toggles(ctx.attributes),
                 str(key),
-                name_key="name",
-                values_key="name_values",
-                words_key="name_synonym",
-                language=ctx.language,
+                ctx.language,
+                code=NOT_SUPPORTED,
+                message=f"the device has no toggle {key!r}",
             )
-            if toggle is None:
-                raise CommandError(NOT_SUPPORTED, f"the device has no toggle {key!r}")
             current[toggle["name"]] = on
         return Effect(state={"currentToggleSettings": current})
