@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,10 @@ from functions.core.tokens import TokenRecord
 
 
 class MemoryStore:
-    """Users, their devices and tokens in dicts; versions are a counter per device."""
+    """Users, their devices and tokens in dicts; versions are a counter per device.
+
+    Like Firestore's update times (the adapter's versions), a version moves only when a write changes the
+    document, and one lock makes each call atomic, so that threads can play concurrent requests."""
 
     def __init__(self) -> None:
         self.devices: dict[str, dict[str, dict[str, Any]]] = {}
@@ -22,6 +26,7 @@ class MemoryStore:
         self.tokens: dict[str, TokenRecord] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self._counter = itertools.count(1)
+        self._lock = threading.RLock()
 
     # test set-up helpers
 
@@ -51,61 +56,87 @@ class MemoryStore:
         return [(i, copy.deepcopy(d)) for i, d in sorted(self.devices.get(agent_user_id, {}).items())]
 
     def commit_states(self, agent_user_id: str, writes: Sequence[StateWrite]) -> bool:
-        if any(self.versions.get((agent_user_id, w.device_id)) != w.version for w in writes):
-            return False
-        for write in writes:
-            self.devices[agent_user_id][write.device_id]["state"] = copy.deepcopy(dict(write.state))
-            self.versions[(agent_user_id, write.device_id)] = next(self._counter)
-        return True
+        with self._lock:
+            owned = self.devices.get(agent_user_id, {})
+            # A device deleted since it was read fails its precondition too (Firestore: FAILED_PRECONDITION).
+            if any(
+                w.device_id not in owned or self.versions.get((agent_user_id, w.device_id)) != w.version for w in writes
+            ):
+                return False
+            for write in writes:
+                document = owned[write.device_id]
+                if document.get("state") != dict(write.state):
+                    document["state"] = copy.deepcopy(dict(write.state))
+                    self.versions[(agent_user_id, write.device_id)] = next(self._counter)
+            return True
 
     def mark_linked(self, agent_user_id: str, now_ms: int) -> None:
         self.users.setdefault(agent_user_id, {}).update(linked=True, linkedAt=now_ms)
 
     def disconnect(self, agent_user_id: str, now_ms: int) -> int:
-        mine = [h for h, r in self.tokens.items() if r.agent_user_id == agent_user_id]
-        for token_hash in mine:
-            del self.tokens[token_hash]
-        self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
-        return len(mine)
+        with self._lock:
+            mine = [h for h, r in self.tokens.items() if r.agent_user_id == agent_user_id]
+            for token_hash in mine:
+                del self.tokens[token_hash]
+            self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
+            return len(mine)
 
 
 class MemoryPinStore:
-    """Device PINs (their hashes) and failure counters; versions are a counter per record."""
+    """Device PINs (their hashes) and failure counters; versions are a counter per record.
+
+    As with Firestore's update times, a version moves only when a write changes the record; one lock makes each
+    call atomic (the adapter counts attempts with an atomic increment)."""
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], PinRecord] = {}
+        self._set_at: dict[tuple[str, str], int] = {}  # the adapter's updatedAt: setting a PIN again is a change
         self._counter = itertools.count(1)
+        self._lock = threading.RLock()
 
     def get(self, agent_user_id: str, device_id: str) -> PinRecord | None:
         return self.records.get((agent_user_id, device_id))
 
     def _put(self, key: tuple[str, str], record: PinRecord, **changes: Any) -> None:
-        self.records[key] = dataclasses.replace(record, version=next(self._counter), **changes)
+        changed = dataclasses.replace(record, **changes, version=None)
+        current = self.records.get(key)
+        if current is not None and changed == dataclasses.replace(current, version=None):
+            return  # nothing changed: the version stays
+        self.records[key] = dataclasses.replace(changed, version=next(self._counter))
 
     def count_attempt(self, agent_user_id: str, device_id: str, now_ms: int) -> int | None:
-        key = (agent_user_id, device_id)
-        record = self.records.get(key)
-        if record is None:
-            return None
-        self._put(key, record, failures=record.failures + 1, last_attempt_ms=now_ms)
-        return record.failures + 1
+        with self._lock:
+            key = (agent_user_id, device_id)
+            record = self.records.get(key)
+            if record is None:
+                return None
+            self._put(key, record, failures=record.failures + 1, last_attempt_ms=now_ms)
+            return record.failures + 1
 
     def clear_failures(self, agent_user_id: str, device_id: str) -> None:
-        key = (agent_user_id, device_id)
-        if key in self.records:
-            self._put(key, self.records[key], failures=0)
+        with self._lock:
+            key = (agent_user_id, device_id)
+            if key in self.records:
+                self._put(key, self.records[key], failures=0)
 
     def reset_if_unchanged(self, agent_user_id: str, device_id: str, version: Any) -> bool:
-        key = (agent_user_id, device_id)
-        record = self.records.get(key)
-        if record is None or record.version != version:
-            return False
-        self._put(key, record, failures=0)
-        return True
+        with self._lock:
+            key = (agent_user_id, device_id)
+            record = self.records.get(key)
+            if record is None or record.version != version:
+                return False
+            self._put(key, record, failures=0)
+            return True
 
     def set_pin(self, agent_user_id: str, device_id: str, pin_hash: str, now_ms: int) -> None:
-        key = (agent_user_id, device_id)
-        self._put(key, PinRecord(pin_hash))
+        with self._lock:
+            key = (agent_user_id, device_id)
+            if self._set_at.get(key) != now_ms:
+                self.records.pop(key, None)  # a new PIN document: a new version even if it reads the same
+            self._set_at[key] = now_ms
+            self._put(key, PinRecord(pin_hash))
 
     def remove_pin(self, agent_user_id: str, device_id: str) -> bool:
-        return self.records.pop((agent_user_id, device_id), None) is not None
+        with self._lock:
+            self._set_at.pop((agent_user_id, device_id), None)
+            return self.records.pop((agent_user_id, device_id), None) is not None

@@ -1,8 +1,9 @@
 """In-memory ReportStore and PendingCommandStore (unit tests): the Firestore adapter's semantics, in dicts.
 
 Versions are a counter per document; every conditional write checks them like Firestore's update-time
-preconditions, and `commit_apply` writes all or nothing. One lock makes each call atomic, so that threads can
-play concurrent function instances.
+preconditions, and `commit_apply` writes all or nothing. Like an update time, a version moves only when a write
+changes its document. One lock makes each call atomic, so that threads can play concurrent function instances.
+tests/contracts/test_report_store.py holds this fake to functions/reporting/store.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from functions.core.commands import PendingCommand, backend_of
 from functions.core.ports import DeviceDocument, StoredDevice
-from functions.reporting.pipeline import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
+from functions.reporting.model import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
 from functions.reporting.planning import Event, QueueEntry
 
 
@@ -38,13 +39,17 @@ class MemoryReportStore:
 
     def put_user(self, agent_user_id: str, linked: bool = True, linked_at_ms: int = 1) -> None:
         with self._lock:
+            before = self.users.get(agent_user_id)
             self.users[agent_user_id] = {"linked": linked, "linkedAt": linked_at_ms}
-            self._bump(("user", agent_user_id))
+            self._bump_if_changed(("user", agent_user_id), before, self.users[agent_user_id])
 
     def put_device(self, agent_user_id: str, device_id: str, document: DeviceDocument) -> None:
         with self._lock:
+            before = self.devices.get((agent_user_id, device_id))
             self.devices[(agent_user_id, device_id)] = copy.deepcopy(dict(document))
-            self._bump(("device", agent_user_id, device_id))
+            self._bump_if_changed(
+                ("device", agent_user_id, device_id), before, self.devices[(agent_user_id, device_id)]
+            )
 
     def write_state(
         self, agent_user_id: str, device_id: str, state: Mapping[str, Any]
@@ -54,13 +59,18 @@ class MemoryReportStore:
             key = (agent_user_id, device_id)
             before = copy.deepcopy(self.devices[key])
             self.devices[key]["state"] = copy.deepcopy(dict(state))
-            self._bump(("device", agent_user_id, device_id))
+            self._bump_if_changed(("device", agent_user_id, device_id), before, self.devices[key])
             return before, copy.deepcopy(self.devices[key])
 
     def _bump(self, key: tuple[str, ...]) -> int:
         version = next(self._counter)
         self.versions[key] = version
         return version
+
+    def _bump_if_changed(self, key: tuple[str, ...], before: Any, after: Any) -> None:
+        """A write that leaves its document as it was keeps the version (Firestore keeps the update time)."""
+        if before is None or before != after:
+            self._bump(key)
 
     def _version(self, key: tuple[str, ...]) -> int | None:
         return self.versions.get(key)
@@ -119,15 +129,17 @@ class MemoryReportStore:
                     return False
             if write.state is not None:
                 document = self.devices[(agent_user_id, write.device_id)]
+                before = copy.deepcopy(document)
                 document["state"] = copy.deepcopy(write.state)
                 document[REPORT_SEQ] = write.report_seq
                 if write.online is not None:
                     document["online"] = write.online
-                self._bump(device_key)
+                self._bump_if_changed(device_key, before, document)
                 self.writes.append(device_key)
             if write.observed_at_ms is not None:
+                before_observed = self.observed.get((agent_user_id, write.device_id))
                 self.observed[(agent_user_id, write.device_id)] = write.observed_at_ms
-                self._bump(observed_key)
+                self._bump_if_changed(observed_key, before_observed, write.observed_at_ms)
             if write.entry is not None:
                 self.entries[(agent_user_id, write.entry.entry_id)] = copy.deepcopy(write.entry.to_dict())
                 self.writes.append(("entry", agent_user_id, write.entry.entry_id))
@@ -135,8 +147,10 @@ class MemoryReportStore:
                 self.announced.add((agent_user_id, event_id))
             if write.completed_command is not None:
                 command_id, _, entry_id = write.completed_command
+                before_by = self.pending[(agent_user_id, command_id)].get("completedBy")
                 self.pending[(agent_user_id, command_id)]["completedBy"] = entry_id
-                self._bump(("pending", agent_user_id, command_id))
+                if before_by != entry_id:
+                    self._bump(("pending", agent_user_id, command_id))
             return True
 
     def user(self, agent_user_id: str) -> UserRecord | None:
@@ -203,16 +217,18 @@ class MemoryReportStore:
             ):
                 return False
             self.entries[(agent_user_id, entry.entry_id)] = copy.deepcopy(entry.to_dict())
+            before = dict(self.users[agent_user_id])
             self.users[agent_user_id]["fullReportFor"] = user.linked_at_ms
-            self._bump(("user", agent_user_id))
+            self._bump_if_changed(("user", agent_user_id), before, self.users[agent_user_id])
             return True
 
     def mark_unlinked(self, agent_user_id: str, user: UserRecord, now_ms: int) -> bool:
         with self._lock:
             if self._version(("user", agent_user_id)) != user.version:
                 return False
+            before = dict(self.users[agent_user_id])
             self.users[agent_user_id].update(linked=False, unlinkedAt=now_ms, unlinkedBy="homegraph-404")
-            self._bump(("user", agent_user_id))
+            self._bump_if_changed(("user", agent_user_id), before, self.users[agent_user_id])
             return True
 
     def try_lease(self, agent_user_id: str, owner: str, now_ms: int, until_ms: int) -> int:
@@ -242,5 +258,7 @@ class MemoryReportStore:
 
     def save_pending(self, pending: PendingCommand) -> None:
         with self._lock:
-            self.pending[(pending.agent_user_id, pending.command_id)] = pending.to_dict()
-            self._bump(("pending", pending.agent_user_id, pending.command_id))
+            key = (pending.agent_user_id, pending.command_id)
+            before = self.pending.get(key)
+            self.pending[key] = pending.to_dict()
+            self._bump_if_changed(("pending", *key), before, self.pending[key])

@@ -13,7 +13,10 @@ from functions.request_sync.service import COMMIT_TIME, Ledger, Plan, Step
 
 
 class MemorySyncLedger:
-    """Each `transact` runs under one lock, so transactions are serial; commit times strictly increase."""
+    """Each `transact` runs under one lock, so transactions are serial; commit times strictly increase.
+
+    Like the Firestore ledger's compare-and-set, a step that writes a ledger written while it ran (only a nested
+    `transact` can, under the re-entrant lock) is run again on what is there now."""
 
     def __init__(self, commit_clock_us: Callable[[], int] | None = None) -> None:
         self.ledgers: dict[str, Ledger] = {}
@@ -21,6 +24,7 @@ class MemorySyncLedger:
         self.unlinked: list[str] = []  # users marked unlinked by a 404, in order
         self._clock = commit_clock_us or (lambda: time.time_ns() // 1000)
         self._last_us = 0
+        self._writes: dict[str, int] = {}  # ledger writes per user: the compare-and-set's version
         self._lock = threading.RLock()
 
     def commit_time_us(self) -> int:
@@ -31,14 +35,19 @@ class MemorySyncLedger:
 
     def transact(self, agent_user_id: str, step: Step) -> tuple[Plan, int]:
         with self._lock:
-            ledger = self.ledgers.get(agent_user_id, Ledger())
-            written, plan = step(ledger, self.linked.get(agent_user_id, False))
+            while True:
+                version = self._writes.get(agent_user_id, 0)
+                ledger = self.ledgers.get(agent_user_id, Ledger())
+                written, plan = step(ledger, self.linked.get(agent_user_id, False))
+                if written is None or self._writes.get(agent_user_id, 0) == version:
+                    break  # nothing to write, or nothing written meanwhile
             issued_at_us = 0
             if written is not None:
                 if written.issued_at_us == COMMIT_TIME:
                     issued_at_us = self.commit_time_us()
                     written = replace(written, issued_at_us=issued_at_us)
                 self.ledgers[agent_user_id] = written
+                self._writes[agent_user_id] = version + 1
             if plan.unlink:
                 self.linked[agent_user_id] = False
                 self.unlinked.append(agent_user_id)
