@@ -140,7 +140,8 @@ def virtual_result(command: str, params: Mapping[str, Any], effect: Effect, comp
                 "status": "SUCCESS",
             }
         return states
-    # Locks and openers move to where the command said; the EXECUTE already stored that state.
+    # Locks and openers move to where the command said: the virtual device reports the state it reached, as a
+    # device cloud would (the EXECUTE stored nothing for the pending command).
     return dict(effect.state)
 
 

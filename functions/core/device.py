@@ -11,10 +11,12 @@ Other modules may keep bookkeeping fields in the document; they are listed in IN
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.core import json_values
 from functions.core import traits as trait_registry
 from functions.core.challenges import config_problems as challenge_config_problems
 from functions.core.device_types import DEVICE_TYPES
@@ -157,6 +159,8 @@ def parse_device(device_id: str, document: Mapping[str, Any]) -> Device:
     if problems:
         raise InvalidDevice(f"device {device_id!r}: " + "; ".join(problems))
     definition = {key: document[key] for key in SYNC_FIELDS if key in document}
+    if "customData" in definition:
+        definition["customData"] = times_as_text(definition["customData"])
     return Device(
         id=device_id,
         definition=definition,
@@ -172,6 +176,9 @@ def definition_problems(device_id: str, document: Mapping[str, Any]) -> list[str
         return [id_problem]
     if not isinstance(document, Mapping):
         return ["a device must be a JSON object"]
+    not_json = _non_json_field(document)
+    if not_json:
+        return [not_json]
     problems = schema_errors(_DEFINITION_SCHEMA, dict(document))
     if "id" in document and document["id"] != device_id:
         problems.append(f"id: {document['id']!r} differs from the document id {device_id!r}")
@@ -212,6 +219,35 @@ def definition_problems(device_id: str, document: Mapping[str, Any]) -> list[str
     if "challenges" in document:
         problems.extend(challenge_config_problems(document["challenges"], traits))
     return problems
+
+
+def _non_json_field(document: Mapping[str, Any]) -> str | None:
+    """The first field Google would get that is not a JSON value (bookkeeping fields are never sent: not checked).
+
+    A timestamp in customData (e.g. a device cloud's `lastSeen` written as SERVER_TIMESTAMP) is sent as RFC 3339
+    text; any other platform value (timestamps elsewhere, bytes, GeoPoints, references) makes the document invalid.
+    """
+    for key in (*SYNC_FIELDS, *DEVICE_FIELDS):
+        if key in document:
+            value = times_as_text(document[key]) if key == "customData" else document[key]
+            found = json_values.problem(value, key)
+            if found:
+                return found
+    return None
+
+
+def times_as_text(value: Any) -> Any:
+    """`value` with every timestamp in it as RFC 3339 text (UTC, microseconds); the value itself when it has none."""
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        converted = {key: times_as_text(item) for key, item in value.items()}
+        return value if all(converted[k] is value[k] for k in value) else converted
+    if isinstance(value, list):
+        items = [times_as_text(item) for item in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
 def new_device_document(device_id: str, submitted: Mapping[str, Any]) -> dict[str, Any]:

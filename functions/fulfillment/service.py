@@ -356,7 +356,8 @@ class Fulfillment:
     def _run(
         self, agent_user_id: str, device: Device, executions: Sequence[Execution], now_ms: int
     ) -> tuple[Device, dict[str, Any], list[tuple[Execution, Effect]]]:
-        """Runs a device's commands in order; all of them take effect or, on the first error, none."""
+        """Runs a device's commands in order; all of them take effect or, on the first error, none. A command the
+        device completes later (PENDING) changes no stored state: the device's own report will."""
         results: dict[str, Any] = {}
         pending: list[tuple[Execution, Effect]] = []
         current = device
@@ -380,8 +381,11 @@ class Fulfillment:
                     custom_data=device.definition.get("customData") or {},
                 )
             )
-            current = current.with_state(effect.state)
             results.update(effect.results)
             if effect.pending:
+                # Pending means pending: the device has not done it yet. Its state changes when the device's
+                # result arrives (a state message with the command's id), and only as the device reports it.
                 pending.append((execution, effect))
+            else:
+                current = current.with_state(effect.state)
         return current, results, pending

@@ -116,7 +116,7 @@ def pipeline(
     served: ServedFunction, firestore_db: Any, homegraph_standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Pipeline]:
     from functions.platform.homegraph import HomeGraphClient, RetryPolicy
-    from functions.reporting import entry
+    from functions.reporting import wiring
     from functions.reporting.pipeline import Reporter
     from functions.reporting.store import FirestoreReportStore
 
@@ -134,17 +134,17 @@ def pipeline(
     }.items():
         monkeypatch.setenv(name, value)
     client = HomeGraphClient(endpoint=homegraph_standin.url, timeout_s=1.0, retry=RetryPolicy(2, 0.05, 0.1))
-    settings = dataclasses.replace(entry.settings(), retry_after_s=0.3)
-    monkeypatch.setattr(entry, "_reporter", Reporter(FirestoreReportStore(firestore_db), lambda: client, settings))
+    settings = dataclasses.replace(wiring.settings(), retry_after_s=0.3)
+    monkeypatch.setattr(wiring, "_reporter", Reporter(FirestoreReportStore(firestore_db), lambda: client, settings))
     flow = Pipeline(served, homegraph_standin, firestore_db)
     yield flow
     served.deliveries.wait(0, timeout_s=10, quiet_s=0.2)  # nothing of this test still in flight
 
 
 def reporter_settings(**changes: Any) -> None:
-    from functions.reporting import entry
+    from functions.reporting import wiring
 
-    reporter = entry.reporter()
+    reporter = wiring.reporter()
     reporter.settings = dataclasses.replace(reporter.settings, **changes)
 
 
@@ -352,12 +352,12 @@ def test_an_expired_follow_up_token_sends_the_state_but_no_follow_up(
     # Five minutes pass before the device cloud answers.
     followups = pipeline.db.collection("users").document("alice").collection("followUps")
     followups.document(command_id).update({"expiresAtMs": now_ms() - 1})
-    # It could not lock after all (the EXECUTE had stored the lock as locked): the state goes, the follow-up not.
-    pipeline.publish(message_json("front-door", {"isLocked": False}, now_ms(), commandId=command_id))
+    # The lock did lock, late: the state goes, the follow-up not.
+    pipeline.publish(message_json("front-door", {"isLocked": True}, now_ms(), commandId=command_id))
     pipeline.settle(1)
     [body] = pipeline.validated()
     assert "notifications" not in body["payload"]["devices"]
-    assert body["payload"]["devices"]["states"]["front-door"]["isLocked"] is False
+    assert body["payload"]["devices"]["states"]["front-door"]["isLocked"] is True
     assert any("token expired" in r.getMessage() for r in caplog.records)
 
 
@@ -449,7 +449,7 @@ def test_transient_errors_are_retried_then_redelivered(pipeline: Pipeline, fault
 
 
 def test_a_device_cloud_write_to_firestore_is_reported(pipeline: Pipeline) -> None:
-    from functions.reporting.entry import forward_device_write
+    from functions.reporting import forward_device_write
 
     pipeline.link("alice", lamp("lamp-1"))
     ref = pipeline.db.collection("users").document("alice").collection("devices").document("lamp-1")
