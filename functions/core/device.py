@@ -128,10 +128,17 @@ class Device:
         return states
 
     def with_state(self, changes: Mapping[str, Any]) -> Device:
-        """This device after `changes`; a None value removes its key; keys no trait reports are not kept."""
+        """This device after `changes`; a None value removes its key; keys no trait reports are not kept.
+
+        Each trait then applies what the changes imply (`Trait.normalize_state`: a jammed lock no longer knows
+        whether it is locked), before anything validates the result.
+        """
         keys = self.reportable_keys()
-        merged = {**self.state, **{k: v for k, v in changes.items() if k in keys}}
+        reported = {k: v for k, v in changes.items() if k in keys}
+        merged = {**self.state, **reported}
         merged = {k: v for k, v in merged.items() if v is not None}
+        for trait in self.traits:
+            merged = trait.normalize_state(self.attributes, merged, reported)
         return Device(self.id, self.definition, merged, self.online, self.settings)
 
     def reportable_keys(self) -> frozenset[str]:

@@ -149,6 +149,21 @@ class Trait:
         """State of a newly registered device that was given none; traits override where a default makes sense."""
         return {}
 
+    @classmethod
+    def normalize_state(
+        cls, attributes: Mapping[str, Any], merged: dict[str, Any], changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The merged state after this trait's implied rules (by default: `merged` unchanged).
+
+        A partial report merged into the stored state can combine keys that Google's states schema says cannot
+        come together (a jammed lock with its old `isLocked`); the trait applies what the report implies instead
+        of the state being refused. `merged` is the device's whole state after the merge (no None values), and
+        `changes` the keys just reported (a None value: the key was removed), so that the newest report wins. An
+        override changes only its own keys, returns a new dict, and leaves what it cannot decide to validation.
+        The rules are listed in docs/state-rules.md.
+        """
+        return merged
+
     # Commands
 
     def execute(self, ctx: CommandContext) -> Effect:

@@ -63,6 +63,22 @@ class LockUnlock(Trait):
 
     # No initial state: whether a lock is locked is not something to guess.
 
+    @classmethod
+    def normalize_state(
+        cls, attributes: Mapping[str, Any], merged: dict[str, Any], changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Google's rule "a jammed lock reports no isLocked", applied to a merge rather than refused.
+
+        A jam reported now makes the stored `isLocked` unknown: it is dropped (also when the same report still
+        carries one). A lock that reports `isLocked` without mentioning the jam again knows whether it is
+        locked, so it is no longer jammed: the newest report wins over the stored jam.
+        """
+        if merged.get("isJammed") is not True or "isLocked" not in merged:
+            return merged
+        if "isLocked" in changes and "isJammed" not in changes:
+            return {**merged, "isJammed": False}
+        return {key: value for key, value in merged.items() if key != "isLocked"}
+
     @command("LockUnlock", params=obj({"lock": BOOLEAN, "followUpToken": STRING}, required=("lock",)))
     def lock_unlock(self, ctx: CommandContext) -> Effect:
         lock = ctx.params["lock"]

@@ -12,6 +12,7 @@ from typing import Any
 from functions.core import errors
 from functions.core.errors import CommandError
 from functions.core.schema import BOOLEAN, STRING, array, enum, exclusive, integer, number, obj
+from functions.core.schema import errors as schema_errors
 from functions.core.traits import register
 from functions.core.traits.base import CommandContext, Effect, Trait, clamp, command, require_range
 
@@ -31,6 +32,7 @@ _ONE_FORM: dict[str, Any] = {
     }
 }
 _DIRECTION_STATE = obj({"openPercent": PERCENT, "openDirection": DIRECTION}, required=("openPercent", "openDirection"))
+_OPEN_STATE = array(_DIRECTION_STATE)
 
 
 def _follow_up(body: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +54,7 @@ class OpenClose(Trait):
     # One of the two forms, never both; which one a device uses follows from its attributes (see state_errors).
     # Neither is required: a device is validated before its initial state is filled in.
     states_schema = obj(
-        {"openPercent": PERCENT, "openState": array(_DIRECTION_STATE)},
+        {"openPercent": PERCENT, "openState": _OPEN_STATE},
         **_ONE_FORM,
     )
     command_only_attribute = "commandOnlyOpenClose"
@@ -98,6 +100,39 @@ class OpenClose(Trait):
             found.append("state (OpenClose).openState: only for devices that list openDirection; use openPercent")
         return found
 
+    @classmethod
+    def normalize_state(
+        cls, attributes: Mapping[str, Any], merged: dict[str, Any], changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The two forms are alternatives (Google's oneOf): the form just reported replaces the stored other one.
+
+        A device that lists `openDirection` keeps `openState`, one that lists none keeps `openPercent`
+        (see state_errors). A report in the other form is converted where nothing is lost: a bare percent on
+        a device with exactly one direction, an openState of one entry on a device with no direction. Anything
+        else in the other form (a bare percent for several directions) cannot be converted without a guess:
+        it stays as reported, the stored form is dropped, and validation names the form the device must use.
+        A report carrying both forms, or neither, is left as it is.
+        """
+        forms = ("openPercent", "openState")
+        reported = [key for key in forms if key in changes and key in merged]
+        if len(reported) != 1:
+            return merged
+        [newest] = reported
+        directions = _directions(attributes)
+        form, value = newest, merged[newest]
+        if newest == "openPercent" and len(directions) == 1 and not schema_errors(PERCENT, value):
+            form, value = "openState", [{"openPercent": value, "openDirection": directions[0]}]
+        elif newest == "openState" and not directions and _one_direction_state(value):
+            form, value = "openPercent", value[0]["openPercent"]
+        if form == newest and all(key in reported or key not in merged for key in forms):
+            return merged  # the usual case: the device's own form, nothing stale beside it
+        # The newest form (converted or not) takes the reported key's place; the stale alternative goes.
+        return {
+            (form if key == newest else key): (value if key == newest else item)
+            for key, item in merged.items()
+            if key == newest or key not in forms
+        }
+
     @command(
         "OpenClose",
         # openPercent is not bounded here so that 0..100 is checked by the handler and answered valueOutOfRange.
@@ -132,6 +167,11 @@ class OpenClose(Trait):
 
 def _directions(attributes: Mapping[str, Any]) -> list[str]:
     return list(attributes.get("openDirection") or [])
+
+
+def _one_direction_state(value: Any) -> bool:
+    """Whether `value` is a valid openState of exactly one entry."""
+    return isinstance(value, list) and len(value) == 1 and not schema_errors(_OPEN_STATE, value)
 
 
 def _current(state: Mapping[str, Any], direction: str | None) -> float:
