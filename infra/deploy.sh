@@ -10,7 +10,8 @@
 # prints the files uploaded as the functions' source, as infra/source_files.json defines them (for Terraform too).
 # Settings come from the environment, with the Terraform variables' defaults:
 #   REGION (us-central1), FIRESTORE_LOCATION (nam5), FIRESTORE_DATABASE ((default)), STATE_TOPIC (device-state),
-#   COMMANDS_TOPIC (device-commands), DEAD_LETTER_TOPIC (device-state-dead-letter), MAX_DELIVERY_ATTEMPTS (10),
+#   COMMANDS_TOPIC (device-commands), REJECTED_TOPIC (device-state-rejected),
+#   DEAD_LETTER_TOPIC (device-state-dead-letter), MAX_DELIVERY_ATTEMPTS (10),
 #   ACCOUNT_LINKING_SERVICE_NAME (Smart Home), TOKEN_CACHE_SECONDS (10), PYTHON_RUNTIME (python311),
 #   MAX_INSTANCES (20), FULFILLMENT_MIN_INSTANCES (0). The functions' tunables come from
 #   infra/function-settings.yaml (edit it, or a copy named by FUNCTION_SETTINGS).
@@ -54,6 +55,7 @@ database=${FIRESTORE_DATABASE:-(default)}
 state_topic=${STATE_TOPIC:-device-state}
 commands_topic=${COMMANDS_TOPIC:-device-commands}
 dead_letter_topic=${DEAD_LETTER_TOPIC:-device-state-dead-letter}
+rejected_topic=${REJECTED_TOPIC:-device-state-rejected}
 max_delivery_attempts=${MAX_DELIVERY_ATTEMPTS:-10}
 service_name=${ACCOUNT_LINKING_SERVICE_NAME:-Smart Home}
 token_cache_seconds=${TOKEN_CACHE_SECONDS:-10}
@@ -198,6 +200,11 @@ for topic in "$state_topic" "$commands_topic"; do
 done
 ensure "topic $dead_letter_topic" gcloud pubsub topics describe "$dead_letter_topic" --project "$project" -- \
   gcloud pubsub topics create "$dead_letter_topic" --message-retention-duration 7d --project "$project"
+ensure "topic $rejected_topic" gcloud pubsub topics describe "$rejected_topic" --project "$project" -- \
+  gcloud pubsub topics create "$rejected_topic" --message-retention-duration 7d --project "$project"
+ensure "subscription $rejected_topic" gcloud pubsub subscriptions describe "$rejected_topic" --project "$project" -- \
+  gcloud pubsub subscriptions create "$rejected_topic" --project "$project" --topic "$rejected_topic" \
+  --expiration-period never --message-retention-duration 7d
 
 echo "# Secrets (generated into Secret Manager; nothing printed)"
 new_secret "$session_key_secret"
@@ -207,7 +214,7 @@ echo "# IAM: least privilege"
 grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$runtime_sa" \
   --role roles/datastore.user --condition \
   "title=smart-home-database-only,expression=resource.name == \"projects/$project/databases/$database\""
-for topic in "$state_topic" "$commands_topic"; do
+for topic in "$state_topic" "$commands_topic" "$rejected_topic"; do
   grant gcloud pubsub topics add-iam-policy-binding "$topic" --project "$project" \
     --member "serviceAccount:$runtime_sa" --role roles/pubsub.publisher
 done
@@ -241,6 +248,7 @@ env_yaml="GOOGLE_CLOUD_PROJECT: '$project'
 FIRESTORE_DATABASE: '$database'
 STATE_TOPIC: '$state_topic'
 COMMANDS_TOPIC: '$commands_topic'
+REJECTED_TOPIC: '$rejected_topic'
 TOKEN_CACHE_SECONDS: '$token_cache_seconds'
 ACCOUNT_LINKING_SERVICE_NAME: '${service_name//\'/\'\'}'
 LOG_EXECUTION_ID: 'true'"

@@ -8,6 +8,7 @@ locals {
     FIRESTORE_DATABASE           = var.firestore_database
     STATE_TOPIC                  = var.state_topic
     COMMANDS_TOPIC               = var.commands_topic
+    REJECTED_TOPIC               = var.rejected_topic
     TOKEN_CACHE_SECONDS          = tostring(var.token_cache_seconds)
     ACCOUNT_LINKING_SERVICE_NAME = var.account_linking_service_name
     LOG_EXECUTION_ID             = "true"

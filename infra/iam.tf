@@ -52,6 +52,12 @@ resource "google_pubsub_topic_iam_member" "runtime_publishes_commands" {
   member = "serviceAccount:${google_service_account.runtime.email}"
 }
 
+resource "google_pubsub_topic_iam_member" "runtime_publishes_rejections" {
+  topic  = google_pubsub_topic.rejected.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.runtime.email}"
+}
+
 resource "google_secret_manager_secret_iam_member" "runtime_reads_session_key" {
   secret_id = google_secret_manager_secret.session_key.id
   role      = "roles/secretmanager.secretAccessor"

@@ -30,6 +30,11 @@ output "commands_topic" {
   value       = google_pubsub_topic.commands.id
 }
 
+output "rejected_subscription" {
+  description = "State messages report_state refused, with the reason in their attributes; the device cloud pulls them."
+  value       = google_pubsub_subscription.rejected.id
+}
+
 output "dead_letter_subscription" {
   description = "State messages report_state could not handle; pull to inspect."
   value       = google_pubsub_subscription.dead_letter.id

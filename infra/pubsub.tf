@@ -18,6 +18,16 @@ resource "google_pubsub_topic" "commands" {
   depends_on = [google_project_service.apis]
 }
 
+resource "google_pubsub_topic" "rejected" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the state topic whose messages it returns.
+  name = var.rejected_topic
+
+  # A week: long enough for a device cloud to notice, fix its publisher and replay.
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_pubsub_topic" "dead_letter" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption, as for the state topic it receives from.
   name = var.dead_letter_topic
@@ -68,6 +78,18 @@ resource "google_pubsub_subscription" "report_state" {
 resource "google_pubsub_subscription" "dead_letter" {
   name                       = var.dead_letter_topic
   topic                      = google_pubsub_topic.dead_letter.id
+  message_retention_duration = "604800s"
+  ack_deadline_seconds       = 60
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Refused state messages wait here for the device cloud (pull), with the reason in their attributes.
+resource "google_pubsub_subscription" "rejected" {
+  name                       = var.rejected_topic
+  topic                      = google_pubsub_topic.rejected.id
   message_retention_duration = "604800s"
   ack_deadline_seconds       = 60
 

@@ -45,6 +45,12 @@ variable "commands_topic" {
   default     = "device-commands"
 }
 
+variable "rejected_topic" {
+  description = "Pub/Sub topic report_state publishes refused state messages to (the original data with reason, messageId, agentUserId and deviceId attributes), with a pull subscription of the same name for the device cloud. The functions get it as REJECTED_TOPIC."
+  type        = string
+  default     = "device-state-rejected"
+}
+
 variable "dead_letter_topic" {
   description = "Pub/Sub topic that keeps state messages report_state failed to handle after max_delivery_attempts, with a pull subscription to inspect or replay them."
   type        = string

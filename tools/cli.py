@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from functions.core import tokens
+from functions.core import json_values, tokens
 from functions.core.device import device_id_problem, new_device_document, parse_device
 from functions.core.errors import InvalidDevice
 
@@ -42,7 +42,7 @@ def _read_json(path: str, stdin: TextIO) -> Any:
     except OSError as problem:
         raise Refused(f"cannot read {path}: {problem.strerror}") from problem
     try:
-        return json.loads(text)
+        return json_values.loads(text)
     except ValueError as problem:
         raise Refused(f"{path} is not valid JSON: {problem}") from problem
 
@@ -121,7 +121,7 @@ def devices_rename(args: argparse.Namespace) -> int:
 def devices_set_state(args: argparse.Namespace) -> int:
     """Changes a device's state (and/or online) as a device cloud would: validated against its traits first."""
     try:
-        changes = json.loads(args.state) if args.state is not None else {}
+        changes = json_values.loads(args.state) if args.state is not None else {}
     except ValueError as problem:
         raise Refused(f"--state is not valid JSON: {problem}") from problem
     if not isinstance(changes, dict) or (not changes and args.online is None):

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from functions.core import json_values
 from tools import google
 from tools.cli import Refused
 
@@ -157,7 +158,7 @@ def query(args: argparse.Namespace) -> int:
 
 def execute(args: argparse.Namespace) -> int:
     try:
-        params = json.loads(args.params)
+        params = json_values.loads(args.params)
     except ValueError as problem:
         raise Refused(f"--params is not JSON: {problem}") from problem
     if not isinstance(params, dict):

@@ -194,15 +194,17 @@ def start_firestore(stack: Stack) -> None:
 
 
 def start_pubsub(stack: Stack) -> None:
-    """The Pub/Sub emulator with the state, commands and dead-letter topics (names as the functions read them)."""
+    """The Pub/Sub emulator with the state, commands, rejection and dead-letter topics (names as the functions read
+    them), and a pull subscription on the rejection topic named like it (as infra/pubsub.tf)."""
     from tools import pubsub_local
 
     emulator = emulators.start_pubsub(PROJECT, HOST, pick_port("pubsub"), log_path=stack.log_path("pubsub-emulator"))
     stack.emulators.append(emulator)
     stack.share(PUBSUB_EMULATOR_HOST=emulator.address)
     stack.urls["pubsub emulator"] = emulator.url
-    for topic in (config.state_topic(), config.commands_topic(), DEAD_LETTER_TOPIC):
+    for topic in (config.state_topic(), config.commands_topic(), config.rejected_topic(), DEAD_LETTER_TOPIC):
         pubsub_local.create_topic(PROJECT, topic)
+    pubsub_local.create_subscription(PROJECT, config.rejected_topic(), config.rejected_topic())
 
 
 def start_homegraph(stack: Stack) -> None:

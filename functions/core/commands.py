@@ -23,12 +23,12 @@ a Firestore TTL policy on `expiresAt`) and the report queue, and never logged.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from functions.core import json_values
 from functions.core.times import format_time_ms
 from functions.core.traits.base import Effect
 
@@ -119,7 +119,7 @@ class PendingCommand:
             "params": self.params,
             "issuedAt": format_time_ms(self.created_ms),
         }
-        return json.dumps(body, separators=(",", ":")).encode()
+        return json_values.dumps(body).encode()
 
 
 def virtual_result(command: str, params: Mapping[str, Any], effect: Effect, completed_ms: int) -> dict[str, Any]:

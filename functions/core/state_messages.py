@@ -77,6 +77,19 @@ def _json(data: bytes) -> Any:
         raise InvalidMessage(f"the message data is not JSON: {problem}") from problem
 
 
+def named_ids(data: bytes) -> tuple[str | None, str | None]:
+    """The agentUserId and deviceId a message names, as far as it can be read (for a refusal's attributes)."""
+    try:
+        # Lenient on purpose: a message refused for a NaN still names its user and device.
+        body = json.loads(data) if len(data) <= MAX_MESSAGE_BYTES else None
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    user, device = body.get("agentUserId"), body.get("deviceId")
+    return (user if isinstance(user, str) and user else None, device if isinstance(device, str) and device else None)
+
+
 def parse(data: bytes, attributes: dict[str, str] | None, now_ms: int) -> StateMessage | ReportAllRequest:
     """The message in `data` (the Pub/Sub message's bytes), or InvalidMessage saying what is wrong."""
     if (attributes or {}).get(KIND_ATTRIBUTE) == REPORT_ALL_KIND:

@@ -6,13 +6,13 @@ authenticates with HTTP Basic or client_id/client_secret in the body. Answers an
 
 from __future__ import annotations
 
-import json
 import logging
 
 import functions_framework
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from functions.core import json_values
 from functions.platform import failures, logs
 from functions.platform.http import Reply, error_reply
 
@@ -55,5 +55,5 @@ def token(request: Request) -> Reply:
         request.max_content_length = None
     if reply.status >= 400 and isinstance(reply.body, dict):
         log.warning("token request refused", extra={"grantType": grant_type, "error": reply.body.get("error")})
-    body = json.dumps(reply.body) if isinstance(reply.body, dict) else str(reply.body)
+    body = json_values.dumps(reply.body, compact=False) if isinstance(reply.body, dict) else str(reply.body)
     return body, reply.status, dict(reply.headers)

@@ -107,6 +107,11 @@ def state_topic() -> str:
     return os.environ.get("STATE_TOPIC", "device-state")
 
 
+def rejected_topic() -> str:
+    """Where state messages that were not applied in full go, with the reason (for the device cloud)."""
+    return os.environ.get("REJECTED_TOPIC", "device-state-rejected")
+
+
 def commands_topic() -> str:
     """The topic commands for "pubsub"-backed devices go to, for the maker's device cloud."""
     return os.environ.get("COMMANDS_TOPIC", "device-commands")

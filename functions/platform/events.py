@@ -102,7 +102,12 @@ def _value(value: Any) -> Any:
 
 
 class UndecodableMessage(ValueError):
-    """The Pub/Sub message's data is not base64."""
+    """The Pub/Sub message's data is not base64: `raw` is the data as it came, `message_id` the message's id."""
+
+    def __init__(self, reason: str, raw: bytes, message_id: str) -> None:
+        super().__init__(reason)
+        self.raw = raw
+        self.message_id = message_id
 
 
 class PubSubEnvelope:
@@ -112,16 +117,19 @@ class PubSubEnvelope:
         data = event.data if isinstance(event.data, dict) else {}
         found = data.get("message")
         message: dict[str, Any] = found if isinstance(found, dict) else {}
-        try:
-            self.data = base64.b64decode(message.get("data") or "", validate=True)
-        except (binascii.Error, ValueError, TypeError) as problem:
-            raise UndecodableMessage("the Pub/Sub message data is not base64") from problem
-        attributes = message.get("attributes")
-        self.attributes = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
+        encoded = message.get("data") or ""
+        raw = encoded.encode(errors="replace") if isinstance(encoded, str) else str(encoded).encode()
         # The message id is the same on every redelivery: what makes a redelivered message recognisable.
         self.message_id = str(message.get("messageId") or message.get("message_id") or _attribute(event, "id") or "")
+        try:
+            self.data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError, TypeError) as problem:
+            message_id = self.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+            raise UndecodableMessage("the Pub/Sub message data is not base64", raw, message_id) from problem
         if not self.message_id:
             self.message_id = "sha256:" + hashlib.sha256(self.data).hexdigest()
+        attributes = message.get("attributes")
+        self.attributes = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {}
         published = message.get("publishTime") or message.get("publish_time") or _attribute(event, "time")
         try:
             self.published_ms = parse_time_ms(str(published))

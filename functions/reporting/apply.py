@@ -11,6 +11,7 @@ command's result) still happened and is announced. See functions.reporting.model
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ class Applied:
     outcome: str
     queued: QueueEntry | None = None  # the entry this write queued
     already_queued: bool = False  # the entry was queued before (a redelivery of the same change)
+    refused: tuple[str, ...] = ()  # why parts of the message were not applied (for the rejection topic)
 
     @property
     def to_report(self) -> bool:
@@ -67,8 +69,9 @@ class Applier:
         self._rt = runtime
 
     def apply_message(self, message: StateMessage, entry_id: str, fields: Mapping[str, Any]) -> Applied:
-        """Applies a state message to the device and queues what Google must hear of it (entry `entry_id`);
-        raises InvalidMessage (acknowledge) or ReportDeferred (retry)."""
+        """Applies a state message to the device and queues what Google must hear of it (entry `entry_id`); the
+        parts it refuses are named in `Applied.refused`. Raises InvalidMessage when nothing of the message can be
+        applied (no such device: acknowledge) or ReportDeferred (retry)."""
         rt = self._rt
         runcycle_id = planning.stable_id("runcycle", entry_id)
         # A state change announces a finished run once: a redelivered message finds the state already changed.
@@ -90,17 +93,21 @@ class Applier:
             stale = message.observed_at_ms < read.observed.observed_at_ms
             if stale:
                 log.info("message observed before the last one applied: its state is not applied", extra=fields)
+            # A part that is refused is left out, and said why; the rest of the message still counts: a command's
+            # result (FAILURE stays FAILURE) and an announcement are delivered whatever the state part held.
+            refused: list[str] = []
             after, ignored, problems = planning.state_changes(device, message.states, message.online)
-            if problems:
-                raise InvalidMessage("; ".join(problems))
+            state_refused = bool(problems)
+            if state_refused:
+                refused.append("state not applied: " + "; ".join(problems))
+                after = device
             if ignored:
-                log.warning(
-                    "state keys that no trait of the device defines were ignored", extra={**fields, "keys": ignored}
-                )
+                refused.append(f"state keys that no trait of the device defines were ignored: {', '.join(ignored)}")
             if message.notifications:
                 problems = planning.notification_problems(device, message.notifications)
                 if problems:
-                    raise InvalidMessage("; ".join(problems))
+                    refused.append("notifications not announced: " + "; ".join(problems))
+                    message = dataclasses.replace(message, notifications={})
             changed = not stale and (after.state != device.state or after.online != device.online)
             linked = read.user is not None and read.user.linked
             events: list[Event] = []
@@ -117,7 +124,8 @@ class Applier:
             wants_report = changed and device.will_report_state
             if linked and not read.entry_exists and (wants_report or events):
                 entry = QueueEntry(entry_id, message.device_id, now, events=tuple(events))
-            newer = message.observed_at_ms > read.observed.observed_at_ms
+            # A refused state moves nothing forward: a valid report observed earlier is still newer than the device.
+            newer = message.observed_at_ms > read.observed.observed_at_ms and not state_refused
             if not (changed or newer or entry):
                 outcome = STALE if stale else UNCHANGED
                 break
@@ -138,7 +146,7 @@ class Applier:
                 break
         else:
             raise ReportDeferred("the device kept changing while the message was applied")
-        return Applied(outcome, entry, read.entry_exists)
+        return Applied(outcome, entry, read.entry_exists, tuple(refused))
 
     def queue_device_write(
         self, agent_user_id: str, device_id: str, device: Device, before: DeviceDocument | None, entry_id: str

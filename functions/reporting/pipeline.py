@@ -83,16 +83,33 @@ class Reporter:
 
     # Ways in
 
-    def handle(self, message: StateMessage, message_id: str, published_ms: int) -> str:
-        """Applies a state message and reports it; raises InvalidMessage (acknowledge) or ReportDeferred (retry)."""
+    def handle(
+        self,
+        message: StateMessage,
+        message_id: str,
+        published_ms: int,
+        refused: Callable[[str], None] | None = None,
+    ) -> str:
+        """Applies a state message and reports it; raises InvalidMessage (acknowledge) or ReportDeferred (retry).
+
+        `refused` hears why, when the message is not applied in full (a refused state part, ignored keys, refused
+        notifications, too old): the entry point publishes that on the rejection topic. It is called before the
+        report, so a redelivery (after a failed report) says it again: the device cloud may hear a reason twice."""
         rt = self._rt
         started = rt.monotonic()
         delivered_after_ms = rt.clock_ms() - published_ms
         fields = {"agentUserId": message.agent_user_id, "deviceId": message.device_id, "messageId": message_id}
         if self._too_old(published_ms, fields):
+            if refused is not None:
+                refused(f"older than the maximum message age ({rt.settings.max_message_age_s:g} s): dropped")
             return TOO_OLD
         entry_id = planning.stable_id("message", message_id)
         applied = self._applier.apply_message(message, entry_id, fields)
+        if applied.refused:
+            reason = "; ".join(applied.refused)
+            log.warning("state message not applied in full", extra={**fields, "reason": reason[:1000]})
+            if refused is not None:
+                refused(reason)
         outcome = applied.outcome
         finished_applying = rt.monotonic()
         if applied.to_report:

@@ -273,7 +273,7 @@ def state_changes(
     ignored = sorted(key for key in states if key not in keys)
     after = device.with_state(states)
     if online is not None:
-        after = Device(after.id, after.definition, after.state, online)
+        after = Device(after.id, after.definition, after.state, online, after.settings)
     problems = _state_problems(after)
     if problems:
         before_problems = set(_state_problems(device))

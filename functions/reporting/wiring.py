@@ -12,11 +12,13 @@ from functions.core.homegraph import HomeGraph
 from functions.platform import config
 from functions.reporting.model import Settings
 from functions.reporting.pipeline import Reporter
+from functions.reporting.rejections import Rejections
 
 # Leaves room for the HomeGraph calls of one flush with all their retries (the client's RetryPolicy).
 LEASE_MARGIN_MS = 5_000
 
 _reporter: Reporter | None = None
+_rejections: Rejections | None = None
 _lock = threading.Lock()
 
 
@@ -51,3 +53,14 @@ def _homegraph() -> HomeGraph:
     from functions.platform.homegraph import default_client
 
     return default_client()
+
+
+def rejections() -> Rejections:
+    """Where refused state messages go (REJECTED_TOPIC); the Pub/Sub client loads on the first rejection."""
+    global _rejections
+    with _lock:
+        if _rejections is None:
+            from functions.platform.pubsub import default_publisher
+
+            _rejections = Rejections(default_publisher, config.rejected_topic)
+        return _rejections

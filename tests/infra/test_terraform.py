@@ -242,7 +242,7 @@ def test_tunable_settings_are_the_code_defaults() -> None:
             assert float(value) == float(defaults[name]), f"{name}: {value} in infra, {defaults[name]} in the code"
 
 
-def test_a_push_delivered_function_reads_the_push_request_as_a_cloudevent() -> None:
+def test_a_push_delivered_function_reads_the_push_request_as_a_cloudevent(monkeypatch: pytest.MonkeyPatch) -> None:
     """Deployed without an Eventarc trigger, report_state runs under functions-framework's HTTP signature; its
     @functions_framework.cloud_event decorator must still make the Pub/Sub push body a CloudEvent."""
     import base64
@@ -253,10 +253,23 @@ def test_a_push_delivered_function_reads_the_push_request_as_a_cloudevent() -> N
     in_main = [e.name for e in facts.entry_points() if e.name in pushed]
     if not in_main:
         pytest.skip("no push-delivered entry point in main.py yet")
+    from functions.reporting import wiring
+    from functions.reporting.rejections import Rejections
+
+    rejected: list[bytes] = []
+
+    class Recording:
+        def publish(self, topic: str, data: bytes, attributes: Any = None) -> str:
+            rejected.append(data)
+            return "1"
+
+    monkeypatch.setattr(wiring, "_rejections", Rejections(Recording, lambda: "rejected"))
     for name in in_main:
         app = functions_framework.create_app(target=name, source=str(facts.ROOT / "main.py"), signature_type="http")
         message = {"data": base64.b64encode(b"not a state message").decode(), "messageId": "1", "attributes": {}}
         message["publishTime"] = "2026-01-01T00:00:00Z"
         answer = app.test_client().post("/", json={"message": message, "subscription": "projects/p/subscriptions/s"})
-        # An unreadable message is acknowledged (2xx) by contract; a function handed a Flask request would fail.
+        # An unreadable message is acknowledged (2xx) by contract, and handed back on the rejection topic; a function
+        # handed a Flask request would fail.
         assert 200 <= answer.status_code < 300, answer.data[:300]
+        assert rejected == [b"not a state message"]

@@ -206,7 +206,9 @@ def test_the_deploy_script_dry_run_deploys_what_terraform_does(tmp_path: Path) -
             assert "--retry" in deploy
         else:
             assert "--trigger-http" in deploy
-            subscription = flags(gcloud_commands(output, "pubsub", "subscriptions", "create")[0])
+            [subscription] = [
+                flags(c) for c in gcloud_commands(output, "pubsub", "subscriptions", "create") if "--push-endpoint" in c
+            ]
             assert subscription["--topic"] == ["device-state"]
             assert subscription["--push-endpoint"] == ["${REPORT_STATE_URL}"]
             assert subscription["--dead-letter-topic"] == ["device-state-dead-letter"]
