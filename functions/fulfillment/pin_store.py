@@ -55,6 +55,8 @@ class FirestorePinStore:
             self._ref(agent_user_id, device_id).update({"failures": 0})
 
     def reset_if_unchanged(self, agent_user_id: str, device_id: str, version: Any) -> bool:
+        if version is None:
+            return False  # an empty precondition is none at all: the update would create the record
         try:
             self._ref(agent_user_id, device_id).update(
                 {"failures": 0}, option=self._db.write_option(last_update_time=version)

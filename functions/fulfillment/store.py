@@ -107,6 +107,8 @@ class FirestoreFulfillmentStore:
         return [(snap.id, snap.to_dict() or {}) for snap in collection.stream()]
 
     def commit_states(self, agent_user_id: str, writes: Sequence[StateWrite]) -> bool:
+        if any(write.version is None for write in writes):
+            return False  # an empty precondition is none at all: the update would create the device
         batch = self._db.batch()
         for write in writes:
             batch.update(

@@ -13,8 +13,9 @@ Layout (besides the fulfillment's users/ and tokens/):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -228,6 +229,16 @@ def grant_from_document(token_hash: str, data: dict[str, Any]) -> GrantToken:
     )
 
 
+@contextlib.contextmanager
+def _issued_exists() -> Iterator[None]:
+    """A transaction creating a token whose hash is stored already fails as a whole: our AlreadyExists, not the
+    SDK's, as from every store of this module."""
+    try:
+        yield
+    except google_errors.AlreadyExists as exists:
+        raise AlreadyExists("an issued token exists") from exists
+
+
 class FirestoreGrantStore:
     def __init__(self, db: firestore.Client | None = None) -> None:
         self._db = db or base.client()
@@ -240,13 +251,18 @@ class FirestoreGrantStore:
         return grant_from_document(token_hash, snap.to_dict() or {}) if snap.exists else None
 
     def add(self, token: GrantToken, now_ms: int) -> None:
-        self._ref(token.record.token_hash).create(grant_document(token, now_ms))
+        """Stores a new token; AlreadyExists if its hash is stored already."""
+        try:
+            self._ref(token.record.token_hash).create(grant_document(token, now_ms))
+        except google_errors.AlreadyExists as exists:
+            raise AlreadyExists(f"token {token.record.token_hash[:12]}... exists") from exists
 
     def _store_issued(self, transaction: Any, issued: Sequence[GrantToken], now_ms: int) -> None:
         for token in issued:
             transaction.create(self._ref(token.record.token_hash), grant_document(token, now_ms))
 
     def redeem_code(self, code_hash: str, issued: Sequence[GrantToken], now_ms: int) -> bool:
+        """AlreadyExists (nothing written) if an issued token's hash is stored already."""
         ref = self._ref(code_hash)
 
         @firestore.transactional
@@ -258,9 +274,11 @@ class FirestoreGrantStore:
             self._store_issued(transaction, issued, now_ms)
             return True
 
-        return bool(redeem(self._db.transaction()))
+        with _issued_exists():
+            return bool(redeem(self._db.transaction()))
 
     def rotate_refresh(self, refresh_hash: str, issued: Sequence[GrantToken], grace_until_ms: int, now_ms: int) -> bool:
+        """AlreadyExists (nothing written) if an issued token's hash is stored already."""
         ref = self._ref(refresh_hash)
 
         @firestore.transactional
@@ -284,7 +302,8 @@ class FirestoreGrantStore:
             self._store_issued(transaction, issued, now_ms)
             return True
 
-        return bool(rotate(self._db.transaction()))
+        with _issued_exists():
+            return bool(rotate(self._db.transaction()))
 
     def revoke_grant(self, grant_id: str) -> int:
         if not grant_id:

@@ -52,6 +52,10 @@ _CONFLICTS = (
     google_errors.AlreadyExists,
     google_errors.NotFound,
 )
+# What a flush writes: a reported record (merged), a covered entry (deleted), a partly covered one (its events).
+_SET = "set"
+_DELETE = "delete"
+_SHORTEN = "shorten"
 
 
 def _user_record(snapshot: Any) -> UserRecord | None:
@@ -137,6 +141,9 @@ class FirestoreReportStore:
         )
 
     def commit_apply(self, agent_user_id: str, write: ApplyWrite, now_ms: int) -> bool:
+        device_unread = write.state is not None and write.device_version is None
+        if device_unread or (write.completed_command is not None and write.completed_command[1] is None):
+            return False  # read as absent: an update without its version would create the document
         batch = self._db.batch()
         writes = 0
         if write.state is not None:
@@ -235,36 +242,46 @@ class FirestoreReportStore:
         now_ms: int,
     ) -> None:
         now = to_datetime(now_ms)
-        operations: list[tuple[str, Any, Any]] = []
+        writes: list[tuple[str, Any, Any]] = []
         for device_id, states in reported.items():
             reported_ref = self._in(agent_user_id, REPORTED, device_id)
-            operations.append(("set", reported_ref, {"states": states, "reportedAt": now}))
+            writes.append((_SET, reported_ref, {"states": states, "reportedAt": now}))
         for entry_id in done:
-            operations.append(("delete", self._in(agent_user_id, QUEUE, entry_id), None))
+            writes.append((_DELETE, self._in(agent_user_id, QUEUE, entry_id), None))
         for entry_id, events in remaining_events.items():
-            operations.append(
-                ("update", self._in(agent_user_id, QUEUE, entry_id), {"events": [e.to_dict() for e in events]})
+            writes.append(
+                (_SHORTEN, self._in(agent_user_id, QUEUE, entry_id), {"events": [e.to_dict() for e in events]})
             )
-        for start in range(0, len(operations), BATCH_LIMIT):
+        for start in range(0, len(writes), BATCH_LIMIT):
+            self._commit_flush_batch(writes[start : start + BATCH_LIMIT])
+
+    def _commit_flush_batch(self, writes: Sequence[tuple[str, Any, Any]]) -> None:
+        """One batch commit, unless an entry to shorten was deleted meanwhile (another flush covered it): the
+        batch then failed as a whole, so one read finds the entries gone and the rest is committed again. An update
+        (not a merge) keeps a deleted entry from coming back; each further NotFound needs a further deletion, so
+        this ends."""
+        while writes:
             batch = self._db.batch()
-            for kind, ref, data in operations[start : start + BATCH_LIMIT]:
-                if kind == "set":
+            for kind, ref, data in writes:
+                if kind == _SET:
                     batch.set(ref, data, merge=["states", "reportedAt"])
-                elif kind == "delete":
+                elif kind == _DELETE:
                     batch.delete(ref)
                 else:
                     batch.update(ref, data)
             try:
                 batch.commit()
+                return
             except google_errors.NotFound:
-                # An entry updated here was deleted meanwhile (covered by another flush): write the rest alone.
-                for kind, ref, data in operations[start : start + BATCH_LIMIT]:
-                    if kind == "update":
-                        continue
-                    if kind == "set":
-                        ref.set(data, merge=["states", "reportedAt"])
-                    else:
-                        ref.delete()
+                shortened = [ref for kind, ref, _ in writes if kind == _SHORTEN]
+                gone = (
+                    {snap.reference.path for snap in self._db.get_all(shortened) if not snap.exists}
+                    if shortened
+                    else set()
+                )
+                if not gone:
+                    raise  # none of the entries is gone: not the race this is for
+            writes = [(kind, ref, data) for kind, ref, data in writes if not (kind == _SHORTEN and ref.path in gone)]
 
     def queue_full_report(self, agent_user_id: str, entry: QueueEntry, user: UserRecord) -> bool:
         batch = self._db.batch()

@@ -251,6 +251,18 @@ def test_a_commit_to_a_device_deleted_since_its_read_fails(harness: Harness) -> 
     assert stored(harness, "alice", "other").document == LAMP
 
 
+def test_a_commit_without_a_version_is_refused_and_creates_nothing(harness: Harness) -> None:
+    """No version means the device was not read as stored: on Firestore an empty precondition is none at all."""
+    harness.put_device("alice", "other", LAMP)
+    writes = [
+        StateWrite("other", {"on": True}, stored(harness, "alice", "other").version),
+        StateWrite("lamp", {}, None),
+    ]
+    assert not harness.store.commit_states("alice", writes)
+    assert harness.store.load(None, "alice", ["lamp"]).devices["lamp"] is None
+    assert stored(harness, "alice", "other").document == LAMP, "all or nothing"
+
+
 def test_an_empty_commit_succeeds(harness: Harness) -> None:
     assert harness.store.commit_states("alice", [])
 

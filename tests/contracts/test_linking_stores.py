@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as google_errors
 
 from functions.core import tokens
 from functions.core.tokens import TokenRecord
 from functions.linking import model as linking
 from functions.linking.model import ClientRegistry, GrantStore, GrantToken, LinkMarker, OAuthClient, SignInThrottle
+from functions.linking.store import AlreadyExists
 from tests.contracts.conftest import MEMORY
 from tests.fakes.memory_linking import MemoryClients, MemoryGrants, MemoryLinks, MemoryThrottle, MemoryUsers
 
@@ -121,8 +121,6 @@ def test_the_right_password_signs_in_and_nothing_else_does(users: Any) -> None:
 
 
 def test_a_second_account_for_one_e_mail_is_refused(users: Any) -> None:
-    from functions.linking.store import AlreadyExists
-
     ada = users.add("ada@example.com", PASSWORD)
     with pytest.raises(AlreadyExists):
         users.add("ADA@example.com", "another password")
@@ -233,7 +231,7 @@ def test_an_unknown_token_hash_is_none(grants: Grants) -> None:
 def test_adding_a_token_that_exists_fails_and_keeps_the_first(grants: Grants) -> None:
     first = code()
     grants.store.add(first, NOW)
-    with pytest.raises(google_errors.AlreadyExists):
+    with pytest.raises(AlreadyExists):
         grants.store.add(replace(first, grant_id="grant-2"), NOW)
     assert stored(grants, first) == first
 
@@ -286,7 +284,7 @@ def test_a_redemption_issuing_an_existing_token_fails_as_a_whole(grants: Grants)
     taken = grant_token(tokens.ACCESS, "grant-0")
     grants.store.add(taken, NOW)
     fresh = grant_token(tokens.REFRESH)
-    with pytest.raises(google_errors.AlreadyExists):
+    with pytest.raises(AlreadyExists):
         grants.store.redeem_code(first.record.token_hash, [fresh, replace(taken, grant_id="grant-1")], NOW)
     assert stored(grants, first) == first, "the code is not used up"
     assert stored(grants, fresh) is None
@@ -361,6 +359,21 @@ def test_only_a_working_refresh_token_rotates(grants: Grants, token: GrantToken,
     assert not grants.store.rotate_refresh(token.record.token_hash, tokens_issued, at + 60_000, at)
     assert stored(grants, token) == token
     assert [stored(grants, issued_token) for issued_token in tokens_issued] == [None, None]
+
+
+def test_a_rotation_issuing_an_existing_token_fails_as_a_whole(grants: Grants) -> None:
+    refresh = grant_token(tokens.REFRESH)
+    grants.store.add(refresh, NOW)
+    taken = grant_token(tokens.ACCESS, "grant-0")
+    grants.store.add(taken, NOW)
+    fresh = grant_token(tokens.REFRESH)
+    with pytest.raises(AlreadyExists):
+        grants.store.rotate_refresh(
+            refresh.record.token_hash, [fresh, replace(taken, grant_id="grant-1")], NOW + 60_000, NOW
+        )
+    assert stored(grants, refresh) == refresh, "the refresh token is not rotated"
+    assert stored(grants, fresh) is None
+    assert stored(grants, taken) == taken
 
 
 def test_rotating_an_unknown_refresh_token_fails(grants: Grants) -> None:

@@ -126,6 +126,12 @@ def test_a_reset_of_a_removed_pin_fails_and_creates_nothing(pins: PinStore) -> N
     assert pins.get("alice", "door") is None
 
 
+def test_a_reset_without_a_version_fails_and_creates_nothing(pins: PinStore) -> None:
+    """On Firestore an empty precondition is none at all: the update would create the record."""
+    assert not pins.reset_if_unchanged("alice", "door", None)
+    assert pins.get("alice", "door") is None
+
+
 def test_setting_a_pin_again_replaces_it_and_forgets_the_failures(pins: PinStore) -> None:
     pins.set_pin("alice", "door", HASH, NOW)
     pins.count_attempt("alice", "door", NOW + 1)

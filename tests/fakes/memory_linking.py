@@ -86,13 +86,12 @@ class MemoryGrants:
 
     def _refuse_existing(self, hashes: Iterable[str]) -> None:
         """The adapter creates every new token: one whose hash is stored already fails the whole write, with
-        Firestore's own exception."""
+        AlreadyExists (as in the Firestore grant store)."""
         taken = sorted(token_hash for token_hash in hashes if token_hash in self.tokens)
         if taken:
-            from google.api_core import exceptions as google_errors
+            from functions.linking.store import AlreadyExists
 
-            already_exists: type[Exception] = google_errors.AlreadyExists
-            raise already_exists(f"token {taken[0][:12]}... exists")
+            raise AlreadyExists(f"token {taken[0][:12]}... exists")
 
     def add(self, token: GrantToken, now_ms: int) -> None:
         with self._lock:

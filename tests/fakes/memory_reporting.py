@@ -115,7 +115,10 @@ class MemoryReportStore:
         with self._lock:
             device_key = ("device", agent_user_id, write.device_id)
             observed_key = ("observed", agent_user_id, write.device_id)
-            if write.state is not None and self._version(device_key) != write.device_version:
+            # No version: read as absent (Firestore refuses too rather than create the document).
+            if write.state is not None and (
+                write.device_version is None or self._version(device_key) != write.device_version
+            ):
                 return False
             if write.observed_at_ms is not None and self._version(observed_key) != write.observed_version:
                 return False
@@ -125,7 +128,7 @@ class MemoryReportStore:
                 return False
             if write.completed_command is not None:
                 command_id, version, _ = write.completed_command
-                if self._version(("pending", agent_user_id, command_id)) != version:
+                if version is None or self._version(("pending", agent_user_id, command_id)) != version:
                     return False
             if write.state is not None:
                 document = self.devices[(agent_user_id, write.device_id)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -77,3 +77,7 @@ class ScriptedHomeGraph:
         with self._lock:
             self.reports.append(dict(body))
         return Ok({"requestId": body.get("requestId", "")})
+
+    def query(self, agent_user_id: str, device_ids: Sequence[str], request_id: str | None = None) -> Ok:
+        """Every device is known, with no state reported (requestSync is what these tests are about)."""
+        return Ok({"requestId": request_id or "", "payload": {"devices": {device_id: {} for device_id in device_ids}}})
