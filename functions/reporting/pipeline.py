@@ -107,9 +107,10 @@ class Reporter:
         applied = self._applier.apply_message(message, entry_id, fields)
         if applied.refused:
             reason = "; ".join(applied.refused)
-            log.warning("state message not applied in full", extra={**fields, "reason": reason[:1000]})
             if refused is not None:
-                refused(reason)
+                refused(reason)  # which logs it too
+            else:
+                log.warning("state message not applied in full", extra={**fields, "reason": reason[:1000]})
         outcome = applied.outcome
         finished_applying = rt.monotonic()
         if applied.to_report:

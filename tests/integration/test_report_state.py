@@ -33,6 +33,7 @@ RUN = uuid.uuid4().hex[:8]
 TOPIC = f"device-state-e2e-{RUN}"
 PUSH = f"report-state-push-{RUN}"
 COMMANDS = f"device-commands-e2e-{RUN}"
+REJECTED_DEFAULT = f"device-state-rejected-e2e-{RUN}"
 DEVICE_CLOUD = f"device-cloud-{RUN}"
 WINDOW_MS = 300
 SYNC_DELAY_S = 0.6
@@ -48,9 +49,11 @@ def served(firestore_emulator: emulators.Emulator, pubsub_emulator: emulators.Em
     create_subscription(PROJECT, TOPIC, PUSH, push_endpoint=f"{function.url}/projects/{PROJECT}/topics/{TOPIC}")
     create_topic(PROJECT, COMMANDS)
     create_subscription(PROJECT, COMMANDS, DEVICE_CLOUD)
+    create_topic(PROJECT, REJECTED_DEFAULT)  # refusals go somewhere (tests/integration/test_state_truth.py reads them)
     yield function
     delete(PROJECT, TOPIC, [PUSH])
     delete(PROJECT, COMMANDS, [DEVICE_CLOUD])
+    delete(PROJECT, REJECTED_DEFAULT, [])
     function.stop()
 
 
@@ -123,6 +126,7 @@ def pipeline(
     for name, value in {
         "STATE_TOPIC": TOPIC,
         "COMMANDS_TOPIC": COMMANDS,
+        "REJECTED_TOPIC": REJECTED_DEFAULT,
         "REPORT_WINDOW_MS": str(WINDOW_MS),
         "REPORT_WAIT_BUDGET_S": "20",
         "INITIAL_REPORT_DELAY_S": str(SYNC_DELAY_S),
@@ -217,7 +221,7 @@ def test_users_who_disconnected_get_nothing(pipeline: Pipeline, google: Callable
     assert pipeline.device("lamp-1")["state"]["on"] is True  # the state is still the truth for the next link
 
 
-def test_invalid_and_too_old_messages_are_acknowledged_and_logged(
+def test_invalid_and_too_old_messages_are_acknowledged_logged_and_rejected(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipeline.link("alice", lamp("lamp-1"))
@@ -231,12 +235,13 @@ def test_invalid_and_too_old_messages_are_acknowledged_and_logged(
     pipeline.settle(4)
     assert pipeline.statuses() == [200, 200, 200, 200]  # acknowledged: never redelivered
     assert pipeline.reports(status=None) == []
-    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage().startswith("invalid state message")]
-    assert len(reasons) == 3
+    refused = ("state message refused", "state message not applied in full")
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage().startswith(refused)]
+    assert len(reasons) == 4  # each also went to the rejection topic (tests/integration/test_state_truth.py)
     assert any("not JSON" in r for r in reasons)
     assert any("no-such-device" in r for r in reasons)
     assert any("brightness" in r for r in reasons)
-    assert any("older than the maximum age" in r.getMessage() for r in caplog.records)
+    assert any("older than the maximum message age" in r for r in reasons)
     assert pipeline.device("lamp-1")["state"] == {"on": False, "brightness": 10}
 
 
