@@ -51,7 +51,8 @@ SEED = 20261208
 def fault_plan(method: str, not_found: Iterable[str]) -> list[Fault]:
     """404 for the designated users; then 429, 500, 503 and a timeout, 5 % of the calls each (the stand-in tries
     the faults in order, so each later one's rate is of the calls the earlier ones let through)."""
-    faults = [Fault(method=method, agent_user_id=user, status=404, message="injected 404") for user in not_found]
+    # Users Google does not know get 404 from every method (devices.query too), as Google answers them.
+    faults = [Fault(method="*", agent_user_id=user, status=404, message="injected 404") for user in not_found]
     kinds: list[dict[str, Any]] = [{"status": s, "message": f"injected {s}"} for s in TRANSIENT_STATUSES]
     kinds.append({"delay_s": CLIENT_TIMEOUT_S + LATE_BY_S})
     share = FAULT_RATE / len(kinds)

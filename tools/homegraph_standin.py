@@ -12,8 +12,10 @@ It speaks the endpoints the backend calls, at the paths the discovery client use
 and behaves the way Google documents it:
   * bodies are checked against the API's own discovery schemas (shipped with google-api-python-client):
     unknown fields, wrong JSON types and malformed JSON get 400 INVALID_ARGUMENT with Google's message shapes;
-  * an agentUserId that is unknown or unlinked gets 404 NOT_FOUND, and so does a reported device that the last
-    SYNC did not list (or listed less than `sync_settle_s` ago: Google needs time to process a SYNC);
+  * an agentUserId that is unknown or unlinked gets 404 NOT_FOUND (every method), and so does a report naming a
+    device that the last SYNC did not list (or listed less than `sync_settle_s` ago: Google needs time to process
+    a SYNC); devices:query of a known user answers the devices it knows and leaves the others out (Google's
+    reference documents no per-device error for it, only that the answer has the QUERY response's format);
   * reported state keys outside the device's traits get 400 (the discovery document says INVALID_ARGUMENT);
     proactive notifications need an eventId and a device whose SYNC says notificationSupportedByAgent;
   * a second sync-mode requestSync (async false) of a user while one runs gets 429 RESOURCE_EXHAUSTED;
@@ -758,11 +760,14 @@ class StandIn:
                     self._announced.add(key)
         return {"requestId": body.get("requestId", "")}
 
+    def _knows(self, user: UserRecord, device_id: str, now: float) -> bool:
+        """Whether a SYNC listed the device at least `sync_settle_s` ago."""
+        return device_id in user.devices and now - user.known_since.get(device_id, now) >= self.sync_settle_s
+
     def _known_device(self, user: UserRecord, device_id: str, now: float) -> dict[str, Any]:
-        device = user.devices.get(device_id)
-        if device is None or now - user.known_since.get(device_id, now) < self.sync_settle_s:
+        if not self._knows(user, device_id, now):
             raise GoogleError(404, f"Requested entity was not found: device {device_id} is not known (yet).")
-        return device
+        return user.devices[device_id]
 
     def _query(self, body: dict[str, Any]) -> dict[str, Any]:
         user = self._linked_user(body.get("agentUserId"))
@@ -770,8 +775,14 @@ class StandIn:
         if not inputs:
             raise GoogleError(400, None, [("inputs", "inputs is required")])
         wanted = [d.get("id") for i in inputs for d in ((i.get("payload") or {}).get("devices") or [])]
+        now = time.time()
         with self._lock:
-            found = {str(d): copy.deepcopy(user.states.get(str(d), {})) for d in wanted if d in user.devices}
+            # A device Google does not know (yet) is left out of the answer, the user's other devices answered.
+            found = {
+                str(d): copy.deepcopy(user.states.get(str(d), {}))
+                for d in wanted
+                if isinstance(d, str) and self._knows(user, d, now)
+            }
         return {"requestId": body.get("requestId", ""), "payload": {"devices": found}}
 
     def _sync(self, body: dict[str, Any]) -> dict[str, Any]:

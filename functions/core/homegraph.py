@@ -4,7 +4,8 @@ A call either returns `Ok` or raises one of the typed errors below, each named f
 
     BadRequest  400 (and other 4xx)  our request is wrong: a bug of ours; log the body and reason, never retry
     Forbidden   401, 403             credentials or permissions, or the Action is not linked; log, never retry
-    NotFound    404                  Google does not know this agentUserId (not linked): stop calling for the user
+    NotFound    404                  Google does not know this agentUserId (not linked), or, for a report, one of
+                                     its devices (not in the last SYNC Google processed): `query` tells which
     Transient   408, 429, 5xx, timeouts, connection failures: retry later (after the client's own bounded retries)
 
 The adapter (functions/platform/homegraph.py) implements `HomeGraph`; in-process fakes can too.
@@ -12,7 +13,7 @@ The adapter (functions/platform/homegraph.py) implements `HomeGraph`; in-process
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,4 +116,10 @@ class HomeGraph(Protocol):
 
     def report_state_and_notification(self, body: Mapping[str, Any]) -> Ok:
         """Sends a ReportStateAndNotificationRequest body (requestId, agentUserId, eventId, payload)."""
+        ...
+
+    def query(self, agent_user_id: str, device_ids: Sequence[str], request_id: str | None = None) -> Ok:
+        """devices.query: the states Google holds for the user's devices, `payload.devices` by id. A device Google
+        does not know is left out of the answer (or answered with status ERROR / errorCode deviceNotFound, the
+        QUERY response format the API refers to); an agentUserId it does not know gets NotFound."""
         ...

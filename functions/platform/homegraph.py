@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from functions.core import json_values
 from functions.core.homegraph import (
     BadRequest,
     Forbidden,
@@ -103,12 +104,18 @@ class HomeGraphClient:
     def report_state_and_notification(self, body: Mapping[str, Any]) -> Ok:
         """devices.reportStateAndNotification with a ReportStateAndNotificationRequest body, sent as given."""
         sent = dict(body)
+        not_json = json_values.problem(sent, "body")
+        if not_json:
+            # The discovery client would write a bare NaN or Infinity (json.dumps allows them); Google would refuse
+            # it, so it is refused here, the way Google refuses a bad call: the pipeline's 400 policy applies.
+            raise BadRequest("reportStateAndNotification", 400, f"not JSON: {not_json}", request_body=sent)
         return self._call(
             "reportStateAndNotification", lambda s: s.devices().reportStateAndNotification(body=sent), sent
         )
 
     def query(self, agent_user_id: str, device_ids: Sequence[str], request_id: str | None = None) -> Ok:
-        """devices.query: the states Google holds for the devices."""
+        """devices.query: the states Google holds for the devices (a device it does not know is left out, or
+        answered with errorCode deviceNotFound); NotFound if it does not know the user."""
         body = {
             "requestId": request_id or str(uuid.uuid4()),
             "agentUserId": agent_user_id,

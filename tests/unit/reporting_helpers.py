@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functions.core.homegraph import HomeGraphError, Ok
+from functions.core.homegraph import HomeGraphError, NotFound, Ok
 from functions.core.state_messages import StateMessage
 from functions.core.times import format_time_ms
 
@@ -135,15 +135,33 @@ def message_json(
 
 
 class RecordingHomeGraph:
-    """A HomeGraph port that records report bodies; `fail_with` errors are raised first, in order."""
+    """A HomeGraph port that records report bodies; `fail_with` errors are raised first, in order.
+
+    Like Google, it answers 404 to every call for a user in `forgotten_users`, and to a report that names a device
+    in `unknown_devices`, which devices.query then leaves out (`error_devices`: answered with errorCode
+    deviceNotFound instead). `query_failures` and `sync_failures` are raised by the next queries and requestSyncs.
+    """
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.failures: list[HomeGraphError] = []
         self.refuse: Any = None  # callable(body) -> HomeGraphError | None
+        self.forgotten_users: set[str] = set()
+        self.unknown_devices: set[str] = set()
+        self.error_devices: set[str] = set()
+        self.query_failures: list[HomeGraphError] = []
+        self.sync_failures: list[HomeGraphError] = []
+        self.queries: list[tuple[str, list[str]]] = []
+        self.sync_requests: list[str] = []
         self._lock = threading.Lock()
 
     def request_sync(self, agent_user_id: str) -> Ok:
+        with self._lock:
+            self.sync_requests.append(agent_user_id)
+            if self.sync_failures:
+                raise self.sync_failures.pop(0)
+            if agent_user_id in self.forgotten_users:
+                raise NotFound("requestSync", 404, "Requested entity was not found.")
         return Ok()
 
     def report_state_and_notification(self, body: Mapping[str, Any]) -> Ok:
@@ -154,8 +172,28 @@ class RecordingHomeGraph:
                 error = self.refuse(body)
                 if error is not None:
                     raise error
+            devices = body["payload"]["devices"]
+            named = set(devices.get("states", {})) | set(devices.get("notifications", {}))
+            if body["agentUserId"] in self.forgotten_users or named & (self.unknown_devices | self.error_devices):
+                raise NotFound("reportStateAndNotification", 404, "Requested entity was not found.")
             self.bodies.append(copy.deepcopy(dict(body)))
         return Ok({"requestId": body.get("requestId", "")})
+
+    def query(self, agent_user_id: str, device_ids: Sequence[str], request_id: str | None = None) -> Ok:
+        with self._lock:
+            self.queries.append((agent_user_id, list(device_ids)))
+            if self.query_failures:
+                raise self.query_failures.pop(0)
+            if agent_user_id in self.forgotten_users:
+                raise NotFound("query", 404, "Requested entity was not found.")
+            held = self.states()
+            answer: dict[str, Any] = {}
+            for device_id in device_ids:
+                if device_id in self.error_devices:
+                    answer[device_id] = {"status": "ERROR", "errorCode": "deviceNotFound"}
+                elif device_id not in self.unknown_devices:
+                    answer[device_id] = held.get(device_id, {"online": True})
+        return Ok({"requestId": request_id or "", "payload": {"devices": answer}})
 
     def states(self) -> dict[str, dict[str, Any]]:
         """The states reported so far, merged per device in call order (key by key)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,11 +12,15 @@ from functions.core.homegraph import (
     NO_RETRY,
     BadRequest,
     Forbidden,
+    HomeGraph,
     NotFound,
     RetryPolicy,
     Transient,
     error_class,
 )
+from functions.platform.homegraph import HomeGraphClient
+from tests.fakes.memory_sync import ScriptedHomeGraph
+from tests.unit.reporting_helpers import RecordingHomeGraph
 
 
 @pytest.mark.parametrize(
@@ -61,3 +67,36 @@ def test_worst_case_counts_every_attempt_and_wait() -> None:
 def test_nonsense_policies_are_refused(fields: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="RetryPolicy"):
         RetryPolicy(**fields)  # type: ignore[arg-type]
+
+
+PORT_METHODS = sorted(name for name, value in vars(HomeGraph).items() if inspect.isfunction(value) and name[0] != "_")
+
+
+def test_the_port_has_the_calls_the_backend_makes() -> None:
+    assert PORT_METHODS == ["query", "report_state_and_notification", "request_sync"]
+
+
+@pytest.mark.parametrize("implementation", [HomeGraphClient, RecordingHomeGraph, ScriptedHomeGraph])
+@pytest.mark.parametrize("method", PORT_METHODS)
+def test_the_client_and_every_fake_take_each_call_as_the_port_defines_it(implementation: type, method: str) -> None:
+    """Same parameters (name, kind, default) as the port's; an implementation may add optional ones of its own."""
+    port = list(inspect.signature(getattr(HomeGraph, method)).parameters.values())
+    implemented = inspect.signature(getattr(implementation, method)).parameters
+    for parameter in port:
+        assert parameter.name in implemented, f"{implementation.__name__}.{method} lacks {parameter.name}"
+        theirs = implemented[parameter.name]
+        assert (theirs.kind, theirs.default) == (parameter.kind, parameter.default)
+    extra = [p for name, p in implemented.items() if name not in {q.name for q in port}]
+    assert all(p.default is not inspect.Parameter.empty for p in extra)
+
+
+def test_a_report_that_json_cannot_carry_is_refused_before_it_is_sent() -> None:
+    import pytest
+
+    from functions.core.homegraph import BadRequest
+    from functions.platform.homegraph import HomeGraphClient
+
+    client = HomeGraphClient(endpoint="http://127.0.0.1:9")  # nothing listens there: nothing may be sent
+    body = {"agentUserId": "u", "payload": {"devices": {"states": {"lamp": {"brightness": float("inf")}}}}}
+    with pytest.raises(BadRequest, match="inf is not a JSON number"):
+        client.report_state_and_notification(body)
