@@ -40,3 +40,17 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 echo "setup: .venv ready"
+
+# tests/infra checks infra/ against the google provider's schema, read from its prebuilt bindings on npm (pinned by
+# tests/infra/provider-schema/package-lock.json); the test installs them itself when npm is here.
+bindings=tests/infra/provider-schema
+wanted=$(sed -n 's/.*"@cdktf\/provider-google": "\(.*\)".*/\1/p' "$bindings/package.json")
+installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$bindings/node_modules/@cdktf/provider-google/package.json" 2>/dev/null || true)
+if [ "$installed" != "$wanted" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: installing the google provider's schema bindings (npm, about 30 MB)"
+    (cd "$bindings" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "setup: npm not found: tests/infra/test_provider_schema.py will skip (Debian packages nodejs, npm)" >&2
+  fi
+fi
