@@ -10,6 +10,8 @@ command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck) # tests/infra li
 if [ "${SKIP_BROWSER:-}" != "1" ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+  # The linking pages' Japanese, Korean and Chinese screenshots need CJK glyphs.
+  [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

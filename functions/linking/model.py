@@ -1,23 +1,28 @@
-"""Account linking's model: accounts, sign-in throttling, OAuth clients and grants, and the stores they need.
+"""Account linking's model: accounts, clients, grants, sign-in sessions, and the stores they need.
 
-The rules that use them are the AccountLinking service (functions.linking.service).
+The rules that use them are the AccountLinking service (functions.linking.service); sign-in throttling has its own
+module (functions.linking.throttling).
 
-Transport-free. Authlib (functions/linking/oauth.py) speaks the protocol and calls this service for every decision
-that touches storage: which clients exist, who signs in, which codes and refresh tokens are still good.
+A grant is one completed account linking: the code it started from and every access and refresh token issued from
+that code and its refreshes share a `grant_id`, and a `Grant` record names the client, when it was made and last
+used. Google links several Google accounts of one household to one account; each link is a grant of its own, and
+revoking one (DISCONNECT, a replayed code, a reused refresh token) leaves the others working.
 
 Codes, access and refresh tokens are `functions.core.tokens` tokens (`ac.`, `at.`, `rt.`), stored only as their
 SHA-256 in the same token store the fulfillment reads, and checked with `TokenRecord.grants` (constant-time
-comparison). Every token issued from one authorization code shares a `grant_id`, so that a replayed code revokes
-exactly what that code produced (RFC 6749 section 4.1.2).
+comparison).
 
-Refresh tokens rotate: each use returns a new one, and the used one keeps working for `REFRESH_GRACE_S` more
-seconds, because Google sends concurrent refreshes and a strict rotation would unlink users at random.
+Refresh tokens rotate: the first use of one returns its successor, and repeating that use inside
+`REFRESH_GRACE_S` returns the same successor again (Google refreshes concurrently). A rotated token used after the
+window is a reuse: the whole grant is revoked (RFC 9700 section 4.14.2). Rotated tokens are kept for
+`REUSE_DETECTION_S` to recognise such a reuse.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -35,15 +40,18 @@ ACCESS_TTL_S = tokens.ACCESS_TOKEN_TTL_S
 REFRESH_TTL_S = 365 * 24 * 3600
 REFRESH_GRACE_S = 60
 MIN_REFRESH_GRACE_S = 30
+# How long a rotated refresh token is remembered, so that its reuse revokes its grant; after that it is unknown.
+REUSE_DETECTION_S = 30 * 24 * 3600
+SESSION_TTL_S = 600
 
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type's name
 GRANT_TYPES = (AUTHORIZATION_CODE, REFRESH_TOKEN)
 S256 = "S256"
+# Kinds of the token store's documents that are not tokens: a grant's record, a sign-in session.
+GRANT_RECORD = "grant"
+SIGN_IN_SESSION = "session"
 
-# Sign-in attempts per account and window; the count is kept whatever the outcome, so guessing is bounded.
-MAX_SIGN_IN_ATTEMPTS = 5
-SIGN_IN_WINDOW_S = 15 * 60
 MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -112,39 +120,6 @@ class UserDirectory(Protocol):
 
     def get(self, agent_user_id: str) -> Account | None:
         """The account behind an agentUserId, or None once it is gone."""
-        ...
-
-
-# Sign-in throttling
-
-
-@dataclass(frozen=True)
-class AttemptWindow:
-    started_ms: int
-    attempts: int
-
-
-def count_attempt(
-    window: AttemptWindow | None,
-    now: int,
-    max_attempts: int = MAX_SIGN_IN_ATTEMPTS,
-    window_s: int = SIGN_IN_WINDOW_S,
-) -> tuple[AttemptWindow, int]:
-    """Counts one sign-in attempt: (the window to store, 0) if it may go ahead, else (window, ms to wait)."""
-    if window is None or now - window.started_ms >= window_s * 1000 or now < window.started_ms:
-        window = AttemptWindow(now, 0)
-    if window.attempts >= max_attempts:
-        return window, window.started_ms + window_s * 1000 - now
-    return AttemptWindow(window.started_ms, window.attempts + 1), 0
-
-
-class SignInThrottle(Protocol):
-    def attempt(self, key: str, now_ms: int) -> int:
-        """Counts an attempt on the account `key` atomically; 0 if it may go ahead, else ms until it may."""
-        ...
-
-    def reset(self, key: str) -> None:
-        """Forgets the attempts on `key` (after a successful sign-in)."""
         ...
 
 
@@ -227,7 +202,11 @@ class ClientRegistry(Protocol):
 
 @dataclass(frozen=True)
 class GrantToken:
-    """A stored code or token (only its hash) with the authorization it carries."""
+    """A stored code or token (only its hash) with the authorization it carries.
+
+    A rotated refresh token keeps `successor`: the tokens its first use returned, sealed under a key only the
+    refresh token itself gives (functions.linking.successors), so that a repeat inside the grace window can answer
+    with them again while the store alone cannot read them."""
 
     record: TokenRecord
     grant_id: str
@@ -237,6 +216,7 @@ class GrantToken:
     code_challenge_method: str | None = None
     used_at_ms: int | None = None
     rotated_at_ms: int | None = None
+    successor: str | None = None
 
     @property
     def agent_user_id(self) -> str:
@@ -247,49 +227,124 @@ class GrantToken:
         return self.record.client_id
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One completed account linking, for operators and for the "still linked?" question (never a token)."""
+
+    grant_id: str
+    agent_user_id: str
+    client_id: str | None
+    scope: str
+    created_at_ms: int
+    last_used_at_ms: int
+    expires_at_ms: int
+
+    def live(self, now_ms: int) -> bool:
+        return now_ms < self.expires_at_ms
+
+
+def grant_record_id(grant_id: str) -> str:
+    """The record's key in the token store, apart from every token hash (those are 64 hex digits)."""
+    return f"{GRANT_RECORD}-{grant_id}"
+
+
 def code_redeemable(code: GrantToken, now: int) -> bool:
     record = code.record
     return record.kind == tokens.CODE and code.used_at_ms is None and not record.revoked and now < record.expires_at_ms
 
 
-def rotated(refresh: GrantToken, grace_until_ms: int, now: int) -> GrantToken | None:
-    """The refresh token as it is after one more use at `now`, or None if it no longer works.
-
-    Its first use shortens its life to the grace window; later uses inside the window leave it as it is."""
+def rotated(refresh: GrantToken, successor: str, keep_until_ms: int, now: int) -> GrantToken | None:
+    """The refresh token after its first use at `now`, or None if it cannot rotate (not a live, unrotated refresh
+    token). It is kept until `keep_until_ms` (never longer than it would have lived) to recognise a reuse."""
     record = refresh.record
     if record.kind != tokens.REFRESH or record.revoked or now >= record.expires_at_ms:
         return None
     if refresh.rotated_at_ms is not None:
-        return refresh
-    shortened = replace(record, expires_at_ms=min(record.expires_at_ms, grace_until_ms))
-    return replace(refresh, record=shortened, rotated_at_ms=now)
+        return None
+    kept = replace(record, expires_at_ms=min(record.expires_at_ms, keep_until_ms))
+    return replace(refresh, record=kept, rotated_at_ms=now, successor=successor)
+
+
+def touched(grant: Grant | None, token: GrantToken, now: int, expires_at_ms: int) -> Grant:
+    """The grant's record after a use of `token` at `now`; a grant from before records gets one (migration)."""
+    if grant is None:
+        return Grant(token.grant_id, token.agent_user_id, token.client_id, token.scope, now, now, expires_at_ms)
+    return replace(grant, last_used_at_ms=now, expires_at_ms=max(grant.expires_at_ms, expires_at_ms))
 
 
 class GrantStore(Protocol):
     def get(self, token_hash: str) -> GrantToken | None: ...
 
-    def add(self, token: GrantToken, now_ms: int) -> None: ...
-
-    def redeem_code(self, code_hash: str, issued: Sequence[GrantToken], now_ms: int) -> bool:
-        """Atomically: if the code is still `code_redeemable`, marks it used and stores `issued`; else writes
-        nothing and returns False."""
+    def add(self, token: GrantToken, now_ms: int) -> None:
+        """Stores a new code or token; AlreadyExists if its hash is stored already."""
         ...
 
-    def rotate_refresh(self, refresh_hash: str, issued: Sequence[GrantToken], grace_until_ms: int, now_ms: int) -> bool:
-        """Atomically: if the refresh token still works (`rotated`), stores its rotated form and `issued`; else
-        writes nothing and returns False."""
+    def redeem_code(self, code_hash: str, grant: Grant, issued: Sequence[GrantToken], now_ms: int) -> bool:
+        """Atomically: if the code is still `code_redeemable`, marks it used, stores the grant's record and
+        `issued`; else writes nothing and returns False."""
+        ...
+
+    def rotate_refresh(
+        self, refresh_hash: str, successor: str, issued: Sequence[GrantToken], keep_until_ms: int, now_ms: int
+    ) -> bool:
+        """Atomically: if the refresh token can still rotate (`rotated`), stores its rotated form, `issued`, and the
+        grant's record `touched` (expiring with the newest refresh token); else writes nothing and returns False."""
         ...
 
     def revoke_grant(self, grant_id: str) -> int:
-        """Deletes every code and token of the grant; returns how many."""
+        """Deletes every code and token of the grant and its record; returns how many documents."""
+        ...
+
+    def grants_of(self, agent_user_id: str) -> list[Grant]:
+        """The user's grant records, oldest first."""
         ...
 
 
 class LinkMarker(Protocol):
+    """The user's link state the fulfillment and Report State read (users/{agentUserId}.linked)."""
+
     def mark_linked(self, agent_user_id: str, now_ms: int) -> None: ...
+
+    def unlink_unless_a_grant_lives(self, agent_user_id: str, now_ms: int) -> bool:
+        """After a grant was revoked: marks the user unlinked unless another grant of theirs lives; True if so."""
+        ...
 
 
 @dataclass(frozen=True)
 class IssuedTokens:
     access_token: str
     refresh_token: str | None
+
+
+# Sign-in sessions: a successful sign-in, good for one consent to the authorization request it was made for
+
+
+@dataclass(frozen=True)
+class SignInSession:
+    session_hash: str  # SHA-256 of the random value in the browser's cookie
+    agent_user_id: str
+    binding: str  # `request_binding` of the authorization request
+    expires_at_ms: int
+
+    def valid_for(self, binding: str, now_ms: int) -> bool:
+        return now_ms < self.expires_at_ms and hmac.compare_digest(self.binding, binding)
+
+
+def request_binding(values: Sequence[str | None]) -> str:
+    """What a sign-in session is bound to: the authorization request's client, redirect URI, state, PKCE challenge
+    and method, scope and response type, hashed (the session keeps no copy of them)."""
+    return hashlib.sha256(json.dumps([value or "" for value in values]).encode()).hexdigest()
+
+
+def new_session_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class SignInSessions(Protocol):
+    def start(self, session: SignInSession, now_ms: int) -> None: ...
+
+    def get(self, session_hash: str) -> SignInSession | None: ...
+
+    def consume(self, session_hash: str) -> SignInSession | None:
+        """Atomically deletes the session and returns it: of two consents with one session, one gets it."""
+        ...

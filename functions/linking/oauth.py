@@ -182,6 +182,24 @@ class RefreshGrant(authlib_grants.RefreshTokenGrant):  # type: ignore[misc]
         found = self.linking.find_refresh_token(refresh_token)
         return RefreshModel(found) if found else None
 
+    def issue_token(self, user: Account, refresh_token: RefreshModel) -> dict[str, Any]:
+        """New tokens on a refresh token's first use, stored with its rotation; the same successor again when the
+        use is repeated inside the grace window (the service decides; Authlib's save_token has nothing left)."""
+        scope = self.request.payload.scope or refresh_token.get_scope()
+        presented = self.request.form.get("refresh_token") or ""
+        refreshed = self.linking.refresh(refresh_token.grant, presented, scope or "")
+        if refreshed is None:
+            raise InvalidGrantError("The refresh token is no longer valid.")
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": refreshed.tokens.access_token,
+            "expires_in": refreshed.expires_in,
+            "refresh_token": refreshed.tokens.refresh_token,
+        }
+        if refreshed.scope:
+            token["scope"] = refreshed.scope
+        return token
+
     def authenticate_user(self, refresh_token: RefreshModel) -> Account:
         account = self.linking.account(refresh_token.grant.agent_user_id)
         if account is None:
@@ -281,8 +299,7 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             if not self.linking.exchange_code(request.authorization_code.grant, issued):
                 raise InvalidGrantError("The code was already used.")
         elif request.refresh_token is not None:
-            if not self.linking.refresh(request.refresh_token.grant, issued):
-                raise InvalidGrantError("The refresh token is no longer valid.")
+            return  # stored by RefreshGrant.issue_token, with the rotation
         else:  # pragma: no cover - only the two grants above are registered
             raise RuntimeError("token issued without a grant")
 

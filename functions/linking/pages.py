@@ -1,52 +1,74 @@
 """The authorization endpoint's pages: sign-in, consent and error pages, rendered on the server (no JavaScript).
 
 GET shows the sign-in page, or the consent page once signed in; POST handles their forms (`step` = sign_in,
-consent or switch_account). Every form carries a CSRF token: an HMAC of a random value kept in a cookie. A
-successful sign-in sets a signed, short-lived session cookie naming the agentUserId; the consent step ends it.
+consent or switch_account). Every form carries a CSRF token. A successful sign-in starts a single-use session bound
+to this authorization request (functions.linking.cookies); the consent step uses it up on the server, whatever the
+answer. The consent page says, in Google's words, that the account will be linked to Google and that Google will be
+able to control the devices; "Agree and link" redirects back with a code, "Cancel" with `access_denied`.
 
 An unknown client or a redirect_uri the client did not register gets an error page, never a redirect (RFC 6749
-section 4.1.2.1); any other invalid request is redirected back with its error and `state`.
+section 4.1.2.1); any other invalid request is redirected back with its error and `state`. Pages speak the
+browser's language (functions.linking.i18n) and carry the maker's brand (functions.linking.branding).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from flask import Request, Response
 
-from functions.linking.model import Account, OAuthClient
+from functions.linking import branding, i18n, throttling
+from functions.linking.cookies import Browser
+from functions.linking.i18n import N_, Translator
+from functions.linking.model import Account, OAuthClient, account_key, request_binding
 from functions.linking.service import AccountLinking
 from functions.platform import config
 
-CSRF_COOKIE = "linking_csrf"
-SESSION_COOKIE = "linking_session"
-SESSION_TTL_S = 600
 CSRF_FIELD = "csrf_token"
-
-# No script may run; no framing (the consent page must not be clickjacked). No form-action: Chrome applies it to
-# the redirect that follows the consent form, which goes to the client.
-PAGE_HEADERS = {
+# The authorization request's parameters a sign-in session is bound to.
+BOUND_PARAMETERS = (
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "scope",
+    "response_type",
+)
+HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    "Vary": "Accept-Language",
 }
 
-_templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
+
+@dataclass(frozen=True)
+class PageError:
+    title: str
+    message: str
+
+
+METHOD_NOT_ALLOWED = PageError(N_("Method not allowed"), N_("This page can only be opened or submitted."))
+FORM_TOO_LARGE = PageError(N_("Form too large"), N_("The submitted form is too large."))
+NOT_SET_UP = PageError(N_("Not available"), N_("Account linking is not set up on this service yet."))
+BROKEN = PageError(N_("Something went wrong"), N_("The link request could not be handled. Please try again."))
+BUSY = PageError(N_("Temporarily unavailable"), N_("The service is busy right now. Please try again in a moment."))
+NO_CLIENT = PageError(N_("Link request incomplete"), N_("This link request does not say which app is asking."))
+UNKNOWN_CLIENT = PageError(
+    N_("Unknown app"), N_("The app that sent you here is not registered with this service, so it cannot be linked.")
 )
+UNKNOWN_REDIRECT = PageError(
+    N_("Unknown return address"),
+    N_("This link request would send you back to an address that is not registered for the app, so it was stopped."),
+)
+INVALID_REQUEST = PageError(N_("Invalid link request"), N_("The app sent a link request that cannot be accepted."))
+INCOMPLETE = PageError(N_("Invalid link request"), N_("The link request cannot be completed."))
+UNEXPECTED_FORM = PageError(N_("Unexpected form"), N_("This form could not be understood."))
+NOT_FOUND = PageError(N_("Not found"), N_("There is nothing here."))
 
 
 @dataclass(frozen=True)
@@ -69,84 +91,47 @@ class Field:
         return " ".join(ids + (["form-error"] if self.form_error else []))
 
 
-def render(template: str, status: int, **values: Any) -> Response:
-    html = _templates.get_template(template).render(service_name=config.account_linking_service_name(), **values)
-    return Response(html, status=status, headers=PAGE_HEADERS)
+def translator(request: Request) -> Translator:
+    return Translator(
+        i18n.negotiate(request.headers.get("Accept-Language", ""), config.account_linking_default_language())
+    )
 
 
-def error_page(status: int, title: str, message: str, detail: str = "") -> Response:
-    return render("error.html", status, title=title, message=message, detail=detail)
+def render(t: Translator, template: str, status: int, **values: Any) -> Response:
+    brand = branding.current()
+    html = t.render(template, brand=brand, **values)
+    headers = {**HEADERS, "Content-Security-Policy": brand.csp, "Content-Language": t.language.tag}
+    return Response(html, status=status, headers=headers)
 
 
-def _mac(key: bytes, purpose: str, value: str) -> str:
-    digest = hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+def error_response(t: Translator, status: int, error: PageError, detail: str = "") -> Response:
+    title, message = t.gettext(error.title), t.gettext(error.message)
+    return render(t, "error.html", status, title=title, message=message, detail=detail)
 
 
-class Browser:
-    """The browser's cookies: the CSRF value (made on first sight) and the signed sign-in session."""
+def error_page(request: Request, status: int, error: PageError, detail: str = "") -> Response:
+    """An error page in the request's language (for the entry point, before the pages run)."""
+    return error_response(translator(request), status, error, detail)
 
-    def __init__(self, request: Request, key: bytes, secure: bool) -> None:
-        self._key = key
-        self._secure = secure
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        self._new_csrf = not (16 <= len(cookie) <= 64 and cookie.isascii())
-        self._csrf = secrets.token_urlsafe(24) if self._new_csrf else cookie
-        self._session = request.cookies.get(SESSION_COOKIE, "")
-        self._session_change: str | None = None  # "" deletes
 
-    @property
-    def csrf_token(self) -> str:
-        return _mac(self._key, "csrf", self._csrf)
-
-    def csrf_valid(self, submitted: str | None) -> bool:
-        expected = self.csrf_token.encode()
-        return not self._new_csrf and bool(submitted) and hmac.compare_digest(expected, (submitted or "").encode())
-
-    def signed_in_user(self) -> str | None:
-        """The agentUserId of a valid, unexpired session cookie."""
-        try:
-            agent_user_id, expires, mac = self._session.rsplit(".", 2)
-        except ValueError:
-            return None
-        expected = _mac(self._key, "session", f"{agent_user_id}.{expires}")
-        if not hmac.compare_digest(expected.encode(), mac.encode()):
-            return None
-        if not expires.isdigit() or int(expires) < time.time():
-            return None
-        return agent_user_id or None
-
-    def sign_in(self, account: Account) -> None:
-        payload = f"{account.agent_user_id}.{int(time.time()) + SESSION_TTL_S}"
-        self._session_change = f"{payload}.{_mac(self._key, 'session', payload)}"
-
-    def sign_out(self) -> None:
-        self._session_change = ""
-
-    def apply(self, response: Response) -> Response:
-        cookie = {"path": "/", "secure": self._secure, "httponly": True, "samesite": "Lax"}
-        if self._new_csrf:
-            response.set_cookie(CSRF_COOKIE, self._csrf, **cookie)  # type: ignore[arg-type]
-        if self._session_change == "":
-            response.delete_cookie(SESSION_COOKIE, **cookie)  # type: ignore[arg-type]
-        elif self._session_change is not None:
-            response.set_cookie(SESSION_COOKIE, self._session_change, max_age=SESSION_TTL_S, **cookie)  # type: ignore[arg-type]
-        return response
+def asset(request: Request) -> Response:
+    """`?asset=logo`: the shipped logo file (functions.linking.branding); anything else is not found."""
+    logo = branding.current().logo
+    if request.args.get("asset") != branding.LOGO_ASSET or logo is None or logo.content is None:
+        return error_page(request, 404, NOT_FOUND)
+    headers = {
+        "Content-Type": logo.content_type or "application/octet-stream",
+        "Cache-Control": "public, max-age=3600",
+        "X-Content-Type-Options": "nosniff",
+        # Opened on its own, an SVG is a document: it may run nothing.
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    }
+    return Response(logo.content, status=200, headers=headers)
 
 
 def _see_other(query: str) -> Response:
     # Relative: the function does not know the public path it is served under.
     return Response("", status=303, headers={"Location": f"?{query}", "Cache-Control": "no-store"})
-
-
-def _redirect(reply: Any) -> Response:
-    """Authlib's redirect back to the client; a reply without one (never expected) becomes an error page."""
-    if reply.location is None:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return error_page(
-            400, "Invalid link request", "The link request cannot be completed.", str(body.get("error", ""))
-        )
-    return Response("", status=302, headers={"Location": reply.location, "Cache-Control": "no-store"})
 
 
 class AuthorizePages:
@@ -159,9 +144,21 @@ class AuthorizePages:
         self.server = oauth.Server(service)
         self.browser = Browser(request, key, secure=oauth.public_url(request).startswith("https://"))
         self.query = request.query_string.decode("utf-8", "replace")
+        self.t = translator(request)
+        self.binding = request_binding([request.args.get(name) for name in BOUND_PARAMETERS])
 
     def respond(self) -> Response:
         return self.browser.apply(self._respond())
+
+    def _error(self, status: int, error: PageError, detail: str = "") -> Response:
+        return error_response(self.t, status, error, detail)
+
+    def _redirect(self, reply: Any) -> Response:
+        """Authlib's redirect back to the client; a reply without one (never expected) becomes an error page."""
+        if reply.location is None:
+            body = reply.body if isinstance(reply.body, dict) else {}
+            return self._error(400, INCOMPLETE, str(body.get("error", "")))
+        return Response("", status=302, headers={"Location": reply.location, "Cache-Control": "no-store"})
 
     def _respond(self) -> Response:
         refusal = self._client_refusal()
@@ -178,7 +175,7 @@ class AuthorizePages:
             return self._consent(client, account) if account else self._sign_in_page(client)
         step = form.get("step", "")
         if not self.browser.csrf_valid(form.get(CSRF_FIELD)):
-            expired = "This page expired or was opened elsewhere. Please try again."
+            expired = self.t.gettext("This page expired or was opened elsewhere. Please try again.")
             account = self._signed_in()
             if account is not None:
                 return self._consent(client, account, form_error=expired, status=403)
@@ -188,53 +185,33 @@ class AuthorizePages:
         if step == "consent":
             return self._decide(client, grant)
         if step == "switch_account":
-            self.browser.sign_out()
+            self.service.consume_session(self.browser.session_secret, self.binding)
+            self.browser.end_session()
             return _see_other(self.query)
-        return error_page(400, "Unexpected form", "This form could not be understood.", f"step={step[:40]!r}")
+        return self._error(400, UNEXPECTED_FORM, f"step={step[:40]!r}")
 
     def _client_refusal(self) -> Response | None:
         """The error page for a request that names no known client or a redirect_uri it did not register."""
         values = self.request.values
         client_id = values.get("client_id", "")
         if not client_id:
-            return error_page(
-                400,
-                "Link request incomplete",
-                "This link request does not say which app is asking.",
-                "client_id missing",
-            )
+            return self._error(400, NO_CLIENT, "client_id missing")
         client = self.server.query_client(client_id)
         if client is None:
-            return error_page(
-                400,
-                "Unknown app",
-                "The app that sent you here is not registered with this service, so it cannot be linked.",
-                f"unknown client_id {client_id[:128]!r}",
-            )
+            return self._error(400, UNKNOWN_CLIENT, f"unknown client_id {client_id[:128]!r}")
         redirect_uri = values.get("redirect_uri")
         if redirect_uri and not client.check_redirect_uri(redirect_uri):
-            return error_page(
-                400,
-                "Unknown return address",
-                "This link request would send you back to an address that is not registered for the app, "
-                "so it was stopped.",
-                f"redirect_uri {redirect_uri[:300]!r} is not registered for client {client_id[:128]!r}",
-            )
+            detail = f"redirect_uri {redirect_uri[:300]!r} is not registered for client {client_id[:128]!r}"
+            return self._error(400, UNKNOWN_REDIRECT, detail)
         return None
 
     def _oauth_error(self, error: Any) -> Response:
         if error.redirect_uri:
-            return _redirect(self.oauth.error_reply(self.server, error))
-        return error_page(
-            400,
-            "Invalid link request",
-            "The app sent a link request that cannot be accepted.",
-            f"{error.error}: {error.get_error_description() or ''}",
-        )
+            return self._redirect(self.oauth.error_reply(self.server, error))
+        return self._error(400, INVALID_REQUEST, f"{error.error}: {error.get_error_description() or ''}")
 
     def _signed_in(self) -> Account | None:
-        agent_user_id = self.browser.signed_in_user()
-        return self.service.account(agent_user_id) if agent_user_id else None
+        return self.service.signed_in(self.browser.session_secret, self.binding)
 
     def _sign_in_page(
         self,
@@ -247,13 +224,29 @@ class AuthorizePages:
         headers: dict[str, str] | None = None,
     ) -> Response:
         errors = errors or {}
+        t = self.t
         fields = [
-            Field("email", "E-mail address", "email", "username", email, errors.get("email", ""), bool(form_error)),
             Field(
-                "password", "Password", "password", "current-password", "", errors.get("password", ""), bool(form_error)
+                "email",
+                t.gettext("E-mail address"),
+                "email",
+                "username",
+                email,
+                errors.get("email", ""),
+                bool(form_error),
+            ),
+            Field(
+                "password",
+                t.gettext("Password"),
+                "password",
+                "current-password",
+                "",
+                errors.get("password", ""),
+                bool(form_error),
             ),
         ]
         response = render(
+            t,
             "sign_in.html",
             status,
             client_name=client.name,
@@ -268,6 +261,7 @@ class AuthorizePages:
 
     def _consent(self, client: OAuthClient, account: Account, form_error: str = "", status: int = 200) -> Response:
         return render(
+            self.t,
             "consent.html",
             status,
             client_name=client.name,
@@ -278,40 +272,52 @@ class AuthorizePages:
         )
 
     def _sign_in(self, client: OAuthClient) -> Response:
-        form = self.request.form
+        form, t = self.request.form, self.t
         email, password = form.get("email", "").strip(), form.get("password", "")
         errors = {}
         if not email:
-            errors["email"] = "Enter your e-mail address."
+            errors["email"] = t.gettext("Enter your e-mail address.")
         if not password:
-            errors["password"] = "Enter your password."  # noqa: S105 - a message
+            errors["password"] = t.gettext("Enter your password.")
         if errors:
             return self._sign_in_page(client, email=email, errors=errors, status=400)
-        result = self.service.sign_in(email, password)
+        address = throttling.forwarded_client(
+            self.request.headers.get("X-Forwarded-For", ""),
+            self.request.remote_addr or "",
+            config.account_linking_client_ip_hop(),
+        )
+        key = account_key(email)
+        result = self.service.sign_in(email, password, address, self.browser.trusted_device(key))
         if result.throttled:
             minutes = max(1, -(-result.retry_after_s // 60))
-            return self._sign_in_page(
-                client,
-                email=email,
-                form_error=f"Too many sign-in attempts for this account. Try again in {minutes} "
-                f"minute{'s' if minutes != 1 else ''}.",
-                status=429,
-                headers={"Retry-After": str(result.retry_after_s)},
+            message = t.ngettext(
+                "Too many sign-in attempts. Try again in %(num)d minute.",
+                "Too many sign-in attempts. Try again in %(num)d minutes.",
+                minutes,
             )
+            headers = {"Retry-After": str(result.retry_after_s)}
+            return self._sign_in_page(client, email=email, form_error=message, status=429, headers=headers)
         if result.account is None:
-            return self._sign_in_page(
-                client, email=email, form_error="The e-mail address or password is incorrect.", status=400
-            )
-        self.browser.sign_in(result.account)
+            wrong = t.gettext("The e-mail address or password is incorrect.")
+            return self._sign_in_page(client, email=email, form_error=wrong, status=400)
+        # A session left from an earlier sign-in in this browser ends: one session per browser.
+        self.service.consume_session(self.browser.session_secret, self.binding)
+        self.browser.start_session(self.service.start_session(result.account, self.binding))
+        self.browser.remember_device(key)
         return _see_other(self.query)
 
     def _decide(self, client: OAuthClient, grant: Any) -> Response:
-        account = self._signed_in()
-        if account is None:
-            return self._sign_in_page(client, notice="Your sign-in expired. Please sign in again.")
         decision = self.request.form.get("decision")
         if decision not in ("allow", "deny"):
-            return self._consent(client, account, form_error="Choose Allow or Deny.", status=400)
+            account = self._signed_in()
+            if account is not None:
+                choose = self.t.gettext("Choose Agree and link, or Cancel.")
+                return self._consent(client, account, form_error=choose, status=400)
+        # Used up here, whatever the answer: the same cookie never gives a second code.
+        account = self.service.consume_session(self.browser.session_secret, self.binding)
+        self.browser.end_session()
+        if account is None or decision not in ("allow", "deny"):
+            notice = self.t.gettext("Your sign-in expired. Please sign in again.")
+            return self._sign_in_page(client, notice=notice)
         reply = self.oauth.authorization_response(self.server, grant, account if decision == "allow" else None)
-        self.browser.sign_out()
-        return _redirect(reply)
+        return self._redirect(reply)

@@ -1,21 +1,19 @@
-"""Firestore storage for account linking: OAuth clients, sign-in accounts, sign-in throttling and grants.
+"""Firestore storage for account linking: OAuth clients, sign-in accounts, sign-in throttling and sessions.
 
-Layout (besides the fulfillment's users/ and tokens/):
+Layout (besides the fulfillment's users/, and the grants in functions/linking/grant_store.py):
     oauthClients/{clientId}          name, secretHash (SHA-256), redirectUris, scopes, grantTypes, createdAt
     accounts/{sha256(e-mail)}        email, agentUserId, passwordHash (argon2id), createdAt
-    signInAttempts/{sha256(e-mail)}  windowStart, attempts, expiresAt (TTL)
-    tokens/{sha256(token)}           the fulfillment's token fields (kind, agentUserId, clientId, expiresAt, revoked,
-                                     createdAt) plus grantId, scope, and for codes redirectUri, codeChallenge,
-                                     codeChallengeMethod, usedAt; for rotated refresh tokens rotatedAt
+    signInAttempts/{scope-key-window}  count (atomic increments), scope, accountKey (the account's counters),
+                                     expiresAt (TTL): the window's end (functions.linking.throttling)
+    tokens/{sha256(session secret)}  kind "session", agentUserId, binding, createdAt, expiresAt (TTL): a sign-in
+                                     session, in the token store like every other credential of account linking
 
-`expiresAt` on tokens/ and signInAttempts/ is meant for Firestore TTL policies, which delete expired documents.
+`expiresAt` is meant for Firestore TTL policies, which delete expired documents.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -23,17 +21,8 @@ from google.cloud import firestore
 
 from functions.linking import model as linking
 from functions.linking import passwords
-from functions.linking.model import (
-    Account,
-    AttemptWindow,
-    GrantToken,
-    OAuthClient,
-    account_key,
-    code_redeemable,
-    count_attempt,
-    normalize_email,
-    rotated,
-)
+from functions.linking.model import Account, OAuthClient, SignInSession, account_key, normalize_email
+from functions.linking.throttling import Counter
 from functions.platform import firestore as base
 
 CLIENTS = "oauthClients"
@@ -151,171 +140,124 @@ class FirestoreUserDirectory:
             return False
         return True
 
+    def all_accounts(self) -> list[tuple[Account, int]]:
+        """Every account with when it was made (ms), in the order of their e-mail addresses."""
+        found = []
+        for snap in self._db.collection(ACCOUNTS).order_by("email").stream():
+            data = snap.to_dict() or {}
+            account = Account(str(data["agentUserId"]), str(data.get("email", "")))
+            found.append((account, base.to_ms(data.get("createdAt"))))
+        return found
+
+    def remove(self, email: str) -> Account | None:
+        """Deletes the account; the account it was, or None if there was none."""
+        ref = self._ref(email)
+
+        @firestore.transactional
+        def remove(transaction: Any) -> Account | None:
+            snap = ref.get(transaction=transaction)
+            if not snap.exists:
+                return None
+            data = snap.to_dict() or {}
+            transaction.delete(ref)
+            return Account(str(data["agentUserId"]), str(data.get("email", "")))
+
+        result: Account | None = remove(self._db.transaction())
+        return result
+
 
 # Sign-in throttling
 
 
-class FirestoreSignInThrottle:
-    def __init__(
-        self,
-        db: firestore.Client | None = None,
-        max_attempts: int = linking.MAX_SIGN_IN_ATTEMPTS,
-        window_s: int = linking.SIGN_IN_WINDOW_S,
-    ) -> None:
-        self._db = db or base.client()
-        self.max_attempts = max_attempts
-        self.window_s = window_s
+class FirestoreAttemptCounters:
+    """Counters updated with Firestore's atomic increment: one write, no transaction, so concurrent sign-ins on one
+    account never contend (the increment's result comes back with the write)."""
 
-    def attempt(self, key: str, now_ms: int) -> int:
-        ref = self._db.collection(SIGN_IN_ATTEMPTS).document(key)
-
-        @firestore.transactional
-        def count(transaction: Any) -> int:
-            snap = ref.get(transaction=transaction)
-            data = (snap.to_dict() or {}) if snap.exists else None
-            window = (
-                AttemptWindow(base.to_ms(data.get("windowStart")), int(data.get("attempts", 0)))
-                if data is not None
-                else None
-            )
-            counted, wait_ms = count_attempt(window, now_ms, self.max_attempts, self.window_s)
-            if counted != window:
-                transaction.set(
-                    ref,
-                    {
-                        "windowStart": base.to_datetime(counted.started_ms),
-                        "attempts": counted.attempts,
-                        "expiresAt": base.to_datetime(counted.started_ms + self.window_s * 1000),
-                    },
-                )
-            return wait_ms
-
-        return int(count(self._db.transaction()))
-
-    def reset(self, key: str) -> None:
-        self._db.collection(SIGN_IN_ATTEMPTS).document(key).delete()
-
-
-# Grants
-
-
-def grant_document(token: GrantToken, now_ms: int) -> dict[str, Any]:
-    document = base.token_document(token.record, now_ms)
-    document.update(grantId=token.grant_id, scope=token.scope)
-    optional = {
-        "redirectUri": token.redirect_uri,
-        "codeChallenge": token.code_challenge,
-        "codeChallengeMethod": token.code_challenge_method,
-        "usedAt": base.to_datetime(token.used_at_ms) if token.used_at_ms is not None else None,
-        "rotatedAt": base.to_datetime(token.rotated_at_ms) if token.rotated_at_ms is not None else None,
-    }
-    document.update({key: value for key, value in optional.items() if value is not None})
-    return document
-
-
-def grant_from_document(token_hash: str, data: dict[str, Any]) -> GrantToken:
-    def optional_ms(name: str) -> int | None:
-        return base.to_ms(data[name]) if data.get(name) is not None else None
-
-    return GrantToken(
-        record=base.token_from_document(token_hash, data),
-        grant_id=str(data.get("grantId", "")),
-        scope=str(data.get("scope", "")),
-        redirect_uri=data.get("redirectUri"),
-        code_challenge=data.get("codeChallenge"),
-        code_challenge_method=data.get("codeChallengeMethod"),
-        used_at_ms=optional_ms("usedAt"),
-        rotated_at_ms=optional_ms("rotatedAt"),
-    )
-
-
-@contextlib.contextmanager
-def _issued_exists() -> Iterator[None]:
-    """A transaction creating a token whose hash is stored already fails as a whole: our AlreadyExists, not the
-    SDK's, as from every store of this module."""
-    try:
-        yield
-    except google_errors.AlreadyExists as exists:
-        raise AlreadyExists("an issued token exists") from exists
-
-
-class FirestoreGrantStore:
     def __init__(self, db: firestore.Client | None = None) -> None:
         self._db = db or base.client()
 
-    def _ref(self, token_hash: str) -> Any:
-        return self._db.collection(base.TOKENS).document(token_hash)
+    def _ref(self, counter: Counter) -> Any:
+        return self._db.collection(SIGN_IN_ATTEMPTS).document(counter.document_id)
 
-    def get(self, token_hash: str) -> GrantToken | None:
-        snap = self._ref(token_hash).get()
-        return grant_from_document(token_hash, snap.to_dict() or {}) if snap.exists else None
+    def add(self, counter: Counter, delta: int) -> int:
+        document: dict[str, Any] = {
+            "count": firestore.Increment(delta),
+            "scope": counter.scope,
+            "expiresAt": base.to_datetime(counter.window_end_ms),
+        }
+        if counter.account_key is not None:
+            document["accountKey"] = counter.account_key
+        written = self._ref(counter).set(document, merge=True)
+        return int(written.transform_results[0].integer_value)
 
-    def add(self, token: GrantToken, now_ms: int) -> None:
-        """Stores a new token; AlreadyExists if its hash is stored already."""
+    def delete(self, counter: Counter) -> None:
+        self._ref(counter).delete()
+
+    def clear_account(self, account_key: str) -> int:
+        query = self._db.collection(SIGN_IN_ATTEMPTS).where(
+            filter=firestore.FieldFilter("accountKey", "==", account_key)
+        )
+        return delete_all(self._db, query)
+
+
+def delete_all(db: firestore.Client, query: Any) -> int:
+    """Deletes what the query finds, in batches of what Firestore allows; returns how many."""
+    deleted = 0
+    while True:
+        refs = [snap.reference for snap in query.limit(base.BATCH_LIMIT).stream()]
+        if not refs:
+            return deleted
+        batch = db.batch()
+        for ref in refs:
+            batch.delete(ref)
+        batch.commit()
+        deleted += len(refs)
+
+
+# Sign-in sessions
+
+
+class FirestoreSignInSessions:
+    def __init__(self, db: firestore.Client | None = None) -> None:
+        self._db = db or base.client()
+
+    def _ref(self, session_hash: str) -> Any:
+        return self._db.collection(base.TOKENS).document(session_hash)
+
+    def start(self, session: SignInSession, now_ms: int) -> None:
+        document = {
+            "kind": linking.SIGN_IN_SESSION,
+            "agentUserId": session.agent_user_id,
+            "binding": session.binding,
+            "createdAt": base.to_datetime(now_ms),
+            "expiresAt": base.to_datetime(session.expires_at_ms),
+        }
         try:
-            self._ref(token.record.token_hash).create(grant_document(token, now_ms))
+            self._ref(session.session_hash).create(document)
         except google_errors.AlreadyExists as exists:
-            raise AlreadyExists(f"token {token.record.token_hash[:12]}... exists") from exists
+            raise AlreadyExists("session exists") from exists
 
-    def _store_issued(self, transaction: Any, issued: Sequence[GrantToken], now_ms: int) -> None:
-        for token in issued:
-            transaction.create(self._ref(token.record.token_hash), grant_document(token, now_ms))
+    def get(self, session_hash: str) -> SignInSession | None:
+        return _session(session_hash, self._ref(session_hash).get())
 
-    def redeem_code(self, code_hash: str, issued: Sequence[GrantToken], now_ms: int) -> bool:
-        """AlreadyExists (nothing written) if an issued token's hash is stored already."""
-        ref = self._ref(code_hash)
+    def consume(self, session_hash: str) -> SignInSession | None:
+        ref = self._ref(session_hash)
 
         @firestore.transactional
-        def redeem(transaction: Any) -> bool:
-            snap = ref.get(transaction=transaction)
-            if not snap.exists or not code_redeemable(grant_from_document(code_hash, snap.to_dict() or {}), now_ms):
-                return False
-            transaction.update(ref, {"usedAt": base.to_datetime(now_ms)})
-            self._store_issued(transaction, issued, now_ms)
-            return True
+        def consume(transaction: Any) -> SignInSession | None:
+            found = _session(session_hash, ref.get(transaction=transaction))
+            if found is not None:
+                transaction.delete(ref)
+            return found
 
-        with _issued_exists():
-            return bool(redeem(self._db.transaction()))
+        result: SignInSession | None = consume(self._db.transaction())
+        return result
 
-    def rotate_refresh(self, refresh_hash: str, issued: Sequence[GrantToken], grace_until_ms: int, now_ms: int) -> bool:
-        """AlreadyExists (nothing written) if an issued token's hash is stored already."""
-        ref = self._ref(refresh_hash)
 
-        @firestore.transactional
-        def rotate(transaction: Any) -> bool:
-            snap = ref.get(transaction=transaction)
-            if not snap.exists:
-                return False
-            current = grant_from_document(refresh_hash, snap.to_dict() or {})
-            after = rotated(current, grace_until_ms, now_ms)
-            if after is None:
-                return False
-            if after != current:
-                assert after.rotated_at_ms is not None
-                transaction.update(
-                    ref,
-                    {
-                        "expiresAt": base.to_datetime(after.record.expires_at_ms),
-                        "rotatedAt": base.to_datetime(after.rotated_at_ms),
-                    },
-                )
-            self._store_issued(transaction, issued, now_ms)
-            return True
-
-        with _issued_exists():
-            return bool(rotate(self._db.transaction()))
-
-    def revoke_grant(self, grant_id: str) -> int:
-        if not grant_id:
-            return 0
-        query = self._db.collection(base.TOKENS).where(filter=firestore.FieldFilter("grantId", "==", grant_id))
-        revoked = 0
-        while True:
-            refs = [snap.reference for snap in query.limit(base.BATCH_LIMIT).stream()]
-            if not refs:
-                return revoked
-            batch = self._db.batch()
-            for ref in refs:
-                batch.delete(ref)
-            batch.commit()
-            revoked += len(refs)
+def _session(session_hash: str, snap: Any) -> SignInSession | None:
+    data = (snap.to_dict() or {}) if snap.exists else {}
+    if data.get("kind") != linking.SIGN_IN_SESSION:
+        return None  # absent, or some other credential's hash
+    return SignInSession(
+        session_hash, str(data.get("agentUserId", "")), str(data.get("binding", "")), base.to_ms(data.get("expiresAt"))
+    )

@@ -1,4 +1,7 @@
-"""Builds the account-linking service from settings and adapters (once per instance), and its session key."""
+"""Builds the account-linking service from settings and adapters (once per instance), and its session key.
+
+The session key (signing the pages' CSRF tokens and device cookies) is read by `authorize` only; `token` never
+calls `session_key` and is deployed without the secret."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def user_directory(spec: str, db: firestore.Client | None = None) -> model.UserD
 def default_service() -> service.AccountLinking:
     """The process-wide service on Firestore (the functions keep it across invocations)."""
     from functions.fulfillment import FirestoreFulfillmentStore
-    from functions.linking import store
+    from functions.linking import grant_store, store
     from functions.platform.firestore import client as firestore_client
 
     global _service
@@ -46,8 +49,9 @@ def default_service() -> service.AccountLinking:
             _service = service.AccountLinking(
                 clients=store.FirestoreClientRegistry(db),
                 users=user_directory(config.account_linking_user_directory(), db),
-                throttle=store.FirestoreSignInThrottle(db),
-                grants=store.FirestoreGrantStore(db),
+                attempts=store.FirestoreAttemptCounters(db),
+                sessions=store.FirestoreSignInSessions(db),
+                grants=grant_store.FirestoreGrantStore(db),
                 links=FirestoreFulfillmentStore(db),
             )
         return _service

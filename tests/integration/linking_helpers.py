@@ -129,14 +129,30 @@ def query_of(location: str) -> dict[str, str]:
 class LinkingBrowser:
     """A person at a browser, as far as the test client can be one: it keeps cookies and submits the forms."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, address: str = "198.51.100.7", base_url: str = "http://localhost") -> None:
         self.client = app.test_client()
         self.last: Any = None
+        # Where the person is, as Cloud Run's front end says it (the X-Forwarded-For hop it appends).
+        self.headers: dict[str, str] = {"X-Forwarded-For": address}
+        if base_url.startswith("https://"):
+            self.headers["X-Forwarded-Proto"] = "https"
+        self.base_url = base_url
+
+    def get(self, path: str) -> Any:
+        self.last = self.client.get(path, headers=self.headers, base_url=self.base_url)
+        return self.last
+
+    def post(self, path: str, data: dict[str, str]) -> Any:
+        self.last = self.client.post(path, data=data, headers=self.headers, base_url=self.base_url)
+        return self.last
 
     def open(self, params: dict[str, str] | str) -> Any:
         query = params if isinstance(params, str) else urlencode(params)
-        self.last = self.client.get(f"/?{query}")
-        return self.last
+        return self.get(f"/?{query}")
+
+    def cookie(self, name: str) -> str | None:
+        found = self.client.get_cookie(name, domain="localhost")
+        return found.value if found is not None else None
 
     def page(self) -> Page:
         return read_page(self.last.get_data(as_text=True))
@@ -149,16 +165,14 @@ class LinkingBrowser:
         if button:
             assert button in form.buttons, form.buttons
             data[button[0]] = button[1]
-        self.last = self.client.post(f"/{form.action}", data=data)
-        return self.last
+        return self.post(f"/{form.action}", data)
 
     def follow(self) -> Any:
         """Follows a 303 back to the authorization request (the Location is relative: `?query`)."""
         assert self.last.status_code == 303, self.last.status_code
         location = self.last.headers["Location"]
         assert location.startswith("?")
-        self.last = self.client.get(f"/{location}")
-        return self.last
+        return self.get(f"/{location}")
 
     def sign_in(self, email: str, password: str = PASSWORD) -> Any:
         response = self.submit("sign_in", email=email, password=password)

@@ -15,6 +15,7 @@ import pytest
 
 from functions.core import tokens
 from functions.linking import model as linking
+from functions.linking.throttling import DEFAULT_LIMITS
 from tests.integration.conftest import REPO_ROOT
 from tests.integration.linking_helpers import (
     CLIENT_ID,
@@ -34,6 +35,7 @@ from tools.google import disconnect_request, sync_request
 pytestmark = pytest.mark.emulator
 
 STATE = authorize_params()["state"]
+ATTACKER_IP = "203.0.113.66"
 
 
 def basic(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> dict[str, str]:
@@ -156,7 +158,10 @@ def test_the_sign_in_page_is_accessible_and_protected(browser: LinkingBrowser) -
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
     assert response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "img-src" not in response.headers["Content-Security-Policy"], "no logo set, no image allowed"
+    assert "script-src" not in response.headers["Content-Security-Policy"], "default-src 'none': no script"
     assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Language"] == "en"
     page = browser.page()
     assert page.lang == "en"
     assert page.scripts == 0
@@ -205,24 +210,79 @@ def test_missing_fields_are_named_next_to_them(browser: LinkingBrowser) -> None:
     assert fields["password"]["aria-describedby"] == "password-error"
 
 
-def test_sign_in_is_throttled_per_account_without_revealing_accounts(browser: LinkingBrowser, ada: Any) -> None:
+def test_an_attackers_failures_hold_the_attacker_back_and_not_the_owner(
+    authorize_app: Any, browser: LinkingBrowser, ada: Any
+) -> None:
+    attacker = LinkingBrowser(authorize_app, address=ATTACKER_IP)
+    attacker.open(authorize_params())
+    for _ in range(DEFAULT_LIMITS.account_ip.max_count):
+        assert attacker.submit("sign_in", email=ada.email, password="guess-password-41z").status_code == 400
+    held = attacker.submit("sign_in", email=ada.email, password=PASSWORD)
+    assert held.status_code == 429
+    assert 0 < int(held.headers["Retry-After"]) <= DEFAULT_LIMITS.account_ip.window_s
+    assert attacker.page().ids["form-error"].startswith("Too many sign-in attempts. Try again in ")
+    # Unknown accounts are held back the same way: the answer says nothing about which accounts exist.
+    for _ in range(DEFAULT_LIMITS.account_ip.max_count):
+        attacker.submit("sign_in", email="ghost@example.com", password="guess-password-41z")
+    ghost = attacker.submit("sign_in", email="ghost@example.com", password=PASSWORD)
+    assert ghost.status_code == 429
+    assert attacker.page().ids["form-error"] == read_page(held.get_data(as_text=True)).ids["form-error"]
+    # The owner, on a browser that never signed in and from home, is not held back.
     browser.open(authorize_params())
-    for email in (ada.email, "ghost@example.com"):
-        for _ in range(linking.MAX_SIGN_IN_ATTEMPTS):
-            assert browser.submit("sign_in", email=email, password="guess-password-41z").status_code == 400
-    real = browser.submit("sign_in", email=ada.email, password=PASSWORD)
-    real_page = browser.page()
-    ghost = browser.submit("sign_in", email="ghost@example.com", password=PASSWORD)
-    assert real.status_code == ghost.status_code == 429
-    assert 0 < int(real.headers["Retry-After"]) <= linking.SIGN_IN_WINDOW_S
-    assert real_page.ids["form-error"].startswith("Too many sign-in attempts for this account.")
-    assert real_page.ids["form-error"] == browser.page().ids["form-error"]
-    # Somebody else still signs in.
-    from functions.linking.store import FirestoreUserDirectory
-
-    FirestoreUserDirectory().add("bob@example.com", PASSWORD)
-    assert browser.sign_in("bob@example.com").status_code == 200
+    assert browser.sign_in(ada.email).status_code == 200
     assert browser.page().form("consent")
+
+
+def test_a_browser_that_signed_in_before_gets_in_while_the_account_is_attacked_from_everywhere(
+    authorize_app: Any, browser: LinkingBrowser, ada: Any
+) -> None:
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    assert browser.cookie("linking_device"), "a device cookie after the sign-in"
+    assert ada.email not in str(browser.cookie("linking_device")), "it names no account"
+    browser.submit("switch_account")
+    for n in range(DEFAULT_LIMITS.account.max_count):  # guessers on as many addresses
+        guesser = LinkingBrowser(authorize_app, address=f"203.0.113.{n + 1}")
+        guesser.open(authorize_params())
+        assert guesser.submit("sign_in", email=ada.email, password="guess-password-41z").status_code == 400
+    new_browser = LinkingBrowser(authorize_app)
+    new_browser.open(authorize_params())
+    waited = new_browser.submit("sign_in", email=ada.email, password=PASSWORD)
+    assert waited.status_code == 429, "a browser that never signed in waits, and is told how long"
+    assert int(waited.headers["Retry-After"]) > 0
+    browser.open(authorize_params())
+    assert browser.sign_in(ada.email).status_code == 200, "the owner's browser is not held back"
+    assert browser.page().form("consent")
+
+
+def test_one_client_cannot_check_the_passwords_of_many_accounts(authorize_app: Any, google_client: Any) -> None:
+    attacker = LinkingBrowser(authorize_app, address=ATTACKER_IP)
+    attacker.open(authorize_params())
+    statuses = [
+        attacker.submit("sign_in", email=f"user{n}@example.com", password="guess-password-41z").status_code
+        for n in range(DEFAULT_LIMITS.ip.max_count + 5)
+    ]
+    assert statuses == [400] * DEFAULT_LIMITS.ip.max_count + [429] * 5
+    # Whatever the client writes before the front end's entry is not believed.
+    spoofing = LinkingBrowser(authorize_app, address=f"192.0.2.77, {ATTACKER_IP}")
+    spoofing.open(authorize_params())
+    assert spoofing.submit("sign_in", email="new@example.com", password="guess-password-41z").status_code == 429
+
+
+def test_concurrent_sign_ins_on_one_account_never_fail(authorize_app: Any, ada: Any, google_client: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    browsers = [LinkingBrowser(authorize_app, address=ATTACKER_IP) for _ in range(12)]
+    for browser in browsers:
+        browser.open(authorize_params())
+
+    def attempt(browser: LinkingBrowser) -> int:
+        return int(browser.submit("sign_in", email=ada.email, password="guess-password-41z").status_code)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(attempt, browsers))
+    assert sorted(set(statuses)) == [400, 429], statuses
+    assert statuses.count(400) == DEFAULT_LIMITS.account_ip.max_count
 
 
 def test_forms_without_a_valid_csrf_token_are_refused(
@@ -279,6 +339,157 @@ def test_switching_accounts_signs_out(browser: LinkingBrowser, ada: Any) -> None
     browser.submit("switch_account")
     browser.follow()
     assert browser.page().form("sign_in")
+
+
+def test_a_replayed_session_cookie_gives_no_second_code(
+    authorize_app: Any, browser: LinkingBrowser, ada: Any, firestore_db: Any
+) -> None:
+    from functions.linking.store import FirestoreClientRegistry
+
+    other_secret = "other-secret-" + "y" * 32
+    FirestoreClientRegistry().add(
+        linking.OAuthClient("other", "Other", linking.hash_client_secret(other_secret), (GOOGLE_REDIRECT,))
+    )
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    stolen = browser.cookie("linking_session")
+    assert stolen
+
+    def replay(params: dict[str, str]) -> LinkingBrowser:
+        thief = LinkingBrowser(authorize_app)
+        thief.client.set_cookie("linking_session", stolen, domain="localhost")
+        assert thief.open(params).status_code == 200
+        form = thief.page().form("sign_in")  # not the consent page
+        response = thief.post(f"/{form.action}", {**form.fields, "step": "consent", "decision": "allow"})
+        assert "Location" not in response.headers
+        assert thief.page().form("sign_in")
+        return thief
+
+    replay(authorize_params(client_id="other"))  # bound to Google's request, not another client's
+    browser.open(authorize_params())
+    assert browser.consent("allow").status_code == 302
+    assert browser.cookie("linking_session") is None, "the consent ended the session"
+    assert [d for d in token_documents(firestore_db).values() if d["kind"] == "session"] == [], "on the server too"
+    replay(authorize_params())  # in a fresh browser, after the consent
+    replay(authorize_params(client_id="other"))
+
+
+def test_a_session_is_good_for_the_authorization_request_it_was_made_for(browser: LinkingBrowser, ada: Any) -> None:
+    _, challenge = pkce_pair()
+    browser.open(authorize_params(state="first"))
+    browser.sign_in(ada.email)
+    assert browser.page().form("consent")
+    for changed in (
+        authorize_params(state="second"),
+        authorize_params(state="first", redirect_uri=SANDBOX_REDIRECT),
+        authorize_params(state="first", code_challenge=challenge, code_challenge_method="S256"),
+    ):
+        assert browser.open(changed).status_code == 200
+        assert browser.page().form("sign_in"), changed
+    browser.open(authorize_params(state="first"))
+    response = browser.consent("allow")
+    assert query_of(response.headers["Location"])["state"] == "first"
+
+
+def test_over_https_the_cookies_carry_the_host_prefix(authorize_app: Any, ada: Any, google_client: Any) -> None:
+    browser = LinkingBrowser(authorize_app, base_url="https://localhost")
+    response = browser.open(authorize_params())
+    cookies = response.headers.getlist("Set-Cookie")
+    assert any(c.startswith("__Host-linking_csrf=") and "Secure" in c and "Path=/" in c for c in cookies), cookies
+    assert not any("Domain=" in c for c in cookies)
+    signed_in = browser.submit("sign_in", email=ada.email, password=PASSWORD)
+    names = {c.split("=")[0] for c in signed_in.headers.getlist("Set-Cookie")}
+    assert names >= {"__Host-linking_session", "__Host-linking_device"}
+    browser.follow()
+    assert browser.consent("allow").headers["Location"].startswith(GOOGLE_REDIRECT + "?code=")
+
+
+@pytest.fixture
+def acme(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A brand: name, a logo shipped with the deployment, an accent colour and every link."""
+    settings = {
+        "ACCOUNT_LINKING_SERVICE_NAME": "Acme Home",
+        "ACCOUNT_LINKING_LOGO": "functions/linking/static/logo-example.svg",
+        "ACCOUNT_LINKING_ACCENT_COLOR": "#0b8043",
+        "ACCOUNT_LINKING_PRIVACY_URL": "https://acme.example/privacy",
+        "ACCOUNT_LINKING_TERMS_URL": "https://acme.example/terms",
+        "ACCOUNT_LINKING_SUPPORT_URL": "https://acme.example/help",
+        "ACCOUNT_LINKING_PASSWORD_RESET_URL": "https://acme.example/reset",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return settings
+
+
+def links_of(html: str) -> dict[str, str]:
+    import re
+
+    return {text: href for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', html)}
+
+
+def test_the_pages_carry_the_brand(browser: LinkingBrowser, ada: Any, acme: dict[str, str]) -> None:
+    response = browser.open(authorize_params())
+    assert response.headers["Content-Security-Policy"].endswith("; img-src 'self'"), "exactly the logo"
+    html = response.get_data(as_text=True)
+    assert '<img class="logo" src="?asset=logo" alt="Acme Home">' in html
+    assert "--accent: #0b8043; --accent-text: #ffffff;" in html
+    assert links_of(html) == {
+        "Forgot your password?": acme["ACCOUNT_LINKING_PASSWORD_RESET_URL"],
+        "Privacy policy": acme["ACCOUNT_LINKING_PRIVACY_URL"],
+        "Terms of service": acme["ACCOUNT_LINKING_TERMS_URL"],
+        "Help": acme["ACCOUNT_LINKING_SUPPORT_URL"],
+    }
+    assert browser.page().headings[0] == ("h1", "Sign in to link your Acme Home account")
+    logo = browser.open("asset=logo")
+    assert logo.status_code == 200
+    assert logo.headers["Content-Type"] == "image/svg+xml"
+    assert logo.get_data() == (REPO_ROOT / acme["ACCOUNT_LINKING_LOGO"]).read_bytes()
+    assert "sandbox" in logo.headers["Content-Security-Policy"]
+    assert logo.headers["X-Content-Type-Options"] == "nosniff"
+    assert browser.open("asset=main.py").status_code == 404
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    assert "Acme Home" in browser.page().ids["link-statement"]
+
+
+def test_a_logo_url_is_named_in_the_csp_and_nothing_is_served(
+    browser: LinkingBrowser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNT_LINKING_LOGO", "https://cdn.acme.example/logo.png")
+    response = browser.open(authorize_params())
+    assert response.headers["Content-Security-Policy"].endswith("; img-src https://cdn.acme.example/logo.png")
+    assert 'src="https://cdn.acme.example/logo.png"' in response.get_data(as_text=True)
+    assert browser.open("asset=logo").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "lang", "heading", "button"),
+    [
+        ("de-DE,de;q=0.9,en;q=0.8", "de", "Melden Sie sich an, um Ihr Smart Home-Konto zu verknüpfen", "Anmelden"),
+        ("fr-CA", "fr", "Connectez-vous pour associer votre compte Smart Home", "Se connecter"),
+        ("es-419", "es", "Inicia sesión para vincular tu cuenta de Smart Home", "Iniciar sesión"),
+        ("ja", "ja", "ログインして Smart Home アカウントをリンク", "ログイン"),
+        ("ko-KR", "ko", "로그인하여 Smart Home 계정 연결", "로그인"),
+        ("zh-CN", "zh-Hans", "登录以关联您的 Smart Home 帐号", "登录"),
+        ("id", "id", "Masuk untuk menautkan akun Smart Home Anda", "Masuk"),
+        ("pt-BR", "en", "Sign in to link your Smart Home account", "Sign in"),
+    ],
+)
+def test_the_pages_speak_the_browsers_language(
+    browser: LinkingBrowser, ada: Any, accept_language: str, lang: str, heading: str, button: str
+) -> None:
+    browser.headers["Accept-Language"] = accept_language
+    response = browser.open(authorize_params())
+    assert response.headers["Content-Language"] == lang
+    assert response.headers["Vary"] == "Accept-Language"
+    page = browser.page()
+    assert page.lang == lang
+    assert page.headings[0] == ("h1", heading)
+    assert f'class="primary">{button}</button>' in response.get_data(as_text=True)
+    wrong = browser.submit("sign_in", email=ada.email, password="not the password")
+    assert wrong.status_code == 400
+    if lang != "en":
+        assert browser.page().ids["form-error"] != "The e-mail address or password is incorrect."
 
 
 def test_unknown_client_gets_an_error_page_and_no_redirect(browser: LinkingBrowser) -> None:
@@ -340,7 +551,21 @@ def test_a_redirect_uri_may_be_left_out_only_when_there_is_one(
     assert browser.consent().headers["Location"].startswith(GOOGLE_REDIRECT + "?code=")
 
 
-def test_deny_redirects_with_access_denied(browser: LinkingBrowser, ada: Any, firestore_db: Any) -> None:
+def test_the_consent_page_says_what_google_may_do_in_its_words(browser: LinkingBrowser, ada: Any) -> None:
+    browser.open(authorize_params())
+    browser.sign_in(ada.email)
+    page = browser.page()
+    assert page.headings[0] == ("h1", "Link your Smart Home account to Google Home")
+    assert page.ids["link-statement"] == (
+        "Your Smart Home account will be linked to Google Home. Google Home will be able to control your devices."
+    )
+    html = browser.last.get_data(as_text=True)
+    assert '<button type="submit" name="decision" value="allow" class="primary">Agree and link</button>' in html
+    assert '<button type="submit" name="decision" value="deny" class="secondary">Cancel</button>' in html
+    assert page.scripts == 0
+
+
+def test_cancel_redirects_with_access_denied(browser: LinkingBrowser, ada: Any, firestore_db: Any) -> None:
     browser.open(authorize_params())
     browser.sign_in(ada.email)
     response = browser.consent("deny")
@@ -350,7 +575,7 @@ def test_deny_redirects_with_access_denied(browser: LinkingBrowser, ada: Any, fi
         "error_description": "The resource owner or authorization server denied the request",
         "state": STATE,
     }
-    assert not token_documents(firestore_db)
+    assert not token_documents(firestore_db), "no code, and the session is used up"
 
 
 @pytest.mark.parametrize(
@@ -420,7 +645,15 @@ def test_code_exchange_issues_tokens_into_the_fulfillment_store(
     assert tokens.parse(linked["refresh_token"]) == (tokens.REFRESH, ada.agent_user_id)
     documents = token_documents(firestore_db)
     by_kind = {document["kind"]: (token_hash, document) for token_hash, document in documents.items()}
-    assert set(by_kind) == {"ac", "at", "rt"}
+    assert set(by_kind) == {"ac", "at", "rt", "grant"}
+    record_id, record = by_kind.pop("grant")
+    assert record_id == linking.grant_record_id(by_kind["at"][1]["grantId"])
+    assert {name: record[name] for name in ("agentUserId", "clientId", "grantId")} == {
+        "agentUserId": ada.agent_user_id,
+        "clientId": CLIENT_ID,
+        "grantId": by_kind["rt"][1]["grantId"],
+    }
+    assert record["lastUsedAt"] == record["createdAt"]
     assert by_kind["at"][0] == hashlib.sha256(linked["access_token"].encode()).hexdigest()
     assert by_kind["rt"][0] == hashlib.sha256(linked["refresh_token"].encode()).hexdigest()
     for _, document in by_kind.values():
@@ -618,22 +851,40 @@ def test_refresh_rotates_and_the_new_access_token_works(
     oracle().assert_response("sync", body)
     old = firestore_db.collection("tokens").document(tokens.hash_token(linked["refresh_token"])).get().to_dict()
     assert old["rotatedAt"] is not None
-    grace = (old["expiresAt"] - old["rotatedAt"]).total_seconds()
-    assert linking.MIN_REFRESH_GRACE_S <= grace == pytest.approx(linking.REFRESH_GRACE_S, abs=1)
+    kept = (old["expiresAt"] - old["rotatedAt"]).total_seconds()
+    assert kept == pytest.approx(linking.REUSE_DETECTION_S, abs=1), "remembered, to recognise a reuse"
+    assert renewed["refresh_token"] not in json.dumps(old, default=str), "the successor is kept sealed"
     assert refresh(token_client, renewed["refresh_token"], auth="basic").status_code == 200
 
 
-def test_the_previous_refresh_token_works_for_the_grace_window_only(
-    linked: dict[str, Any], token_client: Any, linking_clock: list[int]
+def test_a_repeated_refresh_in_the_grace_window_gets_the_same_successor(
+    linked: dict[str, Any], token_client: Any, linking_clock: list[int], firestore_db: Any
 ) -> None:
     first = linked["refresh_token"]
-    assert refresh(token_client, first).status_code == 200
-    linking_clock[0] += 30_000
-    concurrent = refresh(token_client, first)
-    assert concurrent.status_code == 200, "Google's concurrent refresh inside the window"
-    linking_clock[0] += (linking.REFRESH_GRACE_S - 30) * 1000
+    answers = [refresh(token_client, first) for _ in range(3)]
+    linking_clock[0] += (linking.REFRESH_GRACE_S - 1) * 1000
+    answers.append(refresh(token_client, first))
+    assert [answer.status_code for answer in answers] == [200] * 4, "Google's concurrent refreshes all work"
+    bodies = [answer.get_json() for answer in answers]
+    assert {(body["access_token"], body["refresh_token"]) for body in bodies} == {
+        (bodies[0]["access_token"], bodies[0]["refresh_token"])
+    }, "one successor: one chain, not three"
+    assert bodies[3]["expires_in"] == 3600 - (linking.REFRESH_GRACE_S - 1)
+    refresh_tokens = [d for d in token_documents(firestore_db).values() if d["kind"] == "rt"]
+    assert len(refresh_tokens) == 2
+    assert refresh(token_client, bodies[0]["refresh_token"]).status_code == 200
+
+
+def test_a_rotated_refresh_token_used_after_the_window_revokes_its_grant(
+    linked: dict[str, Any], token_client: Any, linking_clock: list[int], fulfillment_app: Any
+) -> None:
+    first = linked["refresh_token"]
+    renewed = refresh(token_client, first).get_json()
+    linking_clock[0] += linking.REFRESH_GRACE_S * 1000
     assert_oauth_error(refresh(token_client, first), "invalid_grant")
-    assert refresh(token_client, concurrent.get_json()["refresh_token"]).status_code == 200
+    # RFC 9700 4.14.2: whoever holds the chain now, thief or not, holds it no more.
+    assert_oauth_error(refresh(token_client, renewed["refresh_token"]), "invalid_grant")
+    assert sync_as(fulfillment_app, renewed["access_token"])[0] == 401
 
 
 def test_refresh_errors(linked: dict[str, Any], token_client: Any, firestore_db: Any) -> None:
@@ -690,7 +941,7 @@ def test_a_deleted_account_can_no_longer_redeem_or_refresh(
 # DISCONNECT and faults
 
 
-def test_disconnect_revokes_the_refresh_tokens_too(
+def test_disconnect_of_the_only_link_revokes_the_refresh_tokens_too(
     linked: dict[str, Any], token_client: Any, fulfillment_app: Any, firestore_db: Any, ada: Any
 ) -> None:
     renewed = refresh(token_client, linked["refresh_token"]).get_json()
@@ -703,6 +954,111 @@ def test_disconnect_revokes_the_refresh_tokens_too(
         assert_oauth_error(refresh(token_client, refresh_token), "invalid_grant")
     user = firestore_db.collection("users").document(ada.agent_user_id).get().to_dict()
     assert user["linked"] is False
+
+
+LAMP = {
+    "id": "lamp-1",
+    "type": "action.devices.types.LIGHT",
+    "traits": ["action.devices.traits.OnOff"],
+    "name": {"name": "Hall lamp"},
+    "willReportState": True,
+    "state": {"on": False},
+}
+
+
+@pytest.fixture
+def report_state(firestore_db: Any, homegraph_standin: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Report State as the report_state function does it: a device's state message in; the count of reports
+    Google (the HomeGraph stand-in) has had for the user out."""
+    import time
+    import uuid
+
+    from functions.core import state_messages
+    from functions.platform.homegraph import HomeGraphClient, RetryPolicy
+    from functions.reporting import wiring
+    from functions.reporting.pipeline import Reporter
+    from functions.reporting.store import FirestoreReportStore
+    from tests.unit.reporting_helpers import message_json
+
+    monkeypatch.setenv("REPORT_WINDOW_MS", "50")
+    client = HomeGraphClient(endpoint=homegraph_standin.url, timeout_s=1.0, retry=RetryPolicy(2, 0.05, 0.1))
+    reporter = Reporter(FirestoreReportStore(firestore_db), lambda: client, wiring.settings())
+
+    def report(agent_user_id: str, on: bool) -> int:
+        now = int(time.time() * 1000)
+        data = json.dumps(message_json("lamp-1", {"on": on}, now, user=agent_user_id)).encode()
+        message = state_messages.parse(data, None, now)
+        assert isinstance(message, state_messages.StateMessage)
+        reporter.handle(message, uuid.uuid4().hex, now)
+        return len(homegraph_standin.calls("reportStateAndNotification", agent_user_id))
+
+    return report
+
+
+def test_a_household_unlinks_one_member_at_a_time(
+    authorize_app: Any,
+    browser: LinkingBrowser,
+    ada: Any,
+    token_client: Any,
+    fulfillment_app: Any,
+    firestore_db: Any,
+    add_devices: Any,
+    homegraph_standin: Any,
+    report_state: Any,
+) -> None:
+    """Two Google accounts of one household link the same account: two grants. Each unlinks in turn."""
+    from functions.core.device import parse_device
+    from tools.google import execute_request, execution, query_request
+
+    add_devices(ada.agent_user_id, [LAMP])
+    homegraph_standin.link(ada.agent_user_id, sync=False, devices=[parse_device("lamp-1", LAMP).sync_view()])
+    first = exchange(token_client, browser.link(ada.email)).get_json()
+    second = exchange(token_client, LinkingBrowser(authorize_app).link(ada.email)).get_json()
+    user = ada.agent_user_id
+
+    def post(body: dict[str, Any], access_token: str) -> tuple[int, Any]:
+        response = fulfillment_app.post("/", json=body, headers={"Authorization": f"Bearer {access_token}"})
+        return response.status_code, response.get_json()
+
+    def works(grant: dict[str, Any]) -> dict[str, Any]:
+        """QUERY, EXECUTE and a refresh with the grant; its renewed tokens."""
+        status, queried = post(query_request(["lamp-1"]), grant["access_token"])
+        assert status == 200
+        assert queried["payload"]["devices"]["lamp-1"]["online"] is True
+        command = execute_request([(["lamp-1"], [execution("OnOff", {"on": True})])])
+        status, executed = post(command, grant["access_token"])
+        assert status == 200
+        assert executed["payload"]["commands"][0]["status"] == "SUCCESS"
+        renewed = refresh(token_client, grant["refresh_token"])
+        assert renewed.status_code == 200
+        return dict(renewed.get_json())
+
+    def revoked(grant: dict[str, Any]) -> None:
+        assert post(sync_request(), grant["access_token"])[0] == 401
+        assert_oauth_error(refresh(token_client, grant["refresh_token"]), "invalid_grant")
+
+    assert [grant.client_id for grant in grants_of(user)] == [CLIENT_ID, CLIENT_ID]
+    reports = report_state(user, True)
+    assert reports == 1
+
+    assert post(disconnect_request("req-first-unlinks"), first["access_token"]) == (200, {})
+    revoked(first)
+    second = works(second)
+    assert firestore_db.collection("users").document(user).get().to_dict()["linked"] is True
+    assert report_state(user, False) == reports + 1, "Report State goes on for the member still linked"
+    assert len(grants_of(user)) == 1
+
+    assert post(disconnect_request("req-second-unlinks"), second["access_token"]) == (200, {})
+    revoked(second)
+    assert firestore_db.collection("users").document(user).get().to_dict()["linked"] is False
+    assert report_state(user, True) == reports + 1, "the last link went: nothing more is reported"
+    assert grants_of(user) == []
+
+
+def grants_of(agent_user_id: str) -> list[Any]:
+    from functions.linking.grant_store import FirestoreGrantStore
+
+    return FirestoreGrantStore().grants_of(agent_user_id)
 
 
 def test_storage_outages_are_temporarily_unavailable(
