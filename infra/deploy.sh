@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Deploys the backend with plain gcloud commands: the same resources as the Terraform beside this script, for
-# teams without Terraform. Safe to run again: what exists is kept (functions are redeployed, the subscription
-# updated).
+# Deploys the backend with plain gcloud commands: the same resources as the Terraform beside this script (all but
+# the Home Vitals monitoring of monitoring.tf), for teams without Terraform. Safe to run again: what exists is kept
+# (functions are redeployed, the subscription updated).
 #
 #   infra/deploy.sh [--dry-run] PROJECT_ID
 #   infra/deploy.sh --list-source
@@ -12,9 +12,12 @@
 #   REGION (us-central1), FIRESTORE_LOCATION (nam5), FIRESTORE_DATABASE ((default)), STATE_TOPIC (device-state),
 #   COMMANDS_TOPIC (device-commands), REJECTED_TOPIC (device-state-rejected),
 #   DEAD_LETTER_TOPIC (device-state-dead-letter), MAX_DELIVERY_ATTEMPTS (10),
-#   ACCOUNT_LINKING_SERVICE_NAME (Smart Home), TOKEN_CACHE_SECONDS (10), PYTHON_RUNTIME (python311),
-#   MAX_INSTANCES (20), FULFILLMENT_MIN_INSTANCES (0). The functions' tunables come from
-#   infra/function-settings.yaml (edit it, or a copy named by FUNCTION_SETTINGS).
+#   ACCOUNT_LINKING_SERVICE_NAME (Smart Home), the pages' brand and languages: ACCOUNT_LINKING_LOGO,
+#   ACCOUNT_LINKING_ACCENT_COLOR (#1a73e8), ACCOUNT_LINKING_PRIVACY_URL, ACCOUNT_LINKING_TERMS_URL,
+#   ACCOUNT_LINKING_SUPPORT_URL, ACCOUNT_LINKING_PASSWORD_RESET_URL (all empty), ACCOUNT_LINKING_DEFAULT_LANGUAGE (en),
+#   ACCOUNT_LINKING_CLIENT_IP_HOP (1), TOKEN_CACHE_SECONDS (10), PYTHON_RUNTIME (python311), MAX_INSTANCES (20),
+#   FULFILLMENT_MIN_INSTANCES (0). The functions' tunables come from infra/function-settings.yaml (edit it, or a copy
+#   named by FUNCTION_SETTINGS). Each function runs as its own service account, with only what it uses (iam.tf).
 set -euo pipefail
 
 usage() {
@@ -58,6 +61,14 @@ dead_letter_topic=${DEAD_LETTER_TOPIC:-device-state-dead-letter}
 rejected_topic=${REJECTED_TOPIC:-device-state-rejected}
 max_delivery_attempts=${MAX_DELIVERY_ATTEMPTS:-10}
 service_name=${ACCOUNT_LINKING_SERVICE_NAME:-Smart Home}
+logo=${ACCOUNT_LINKING_LOGO:-}
+accent_color=${ACCOUNT_LINKING_ACCENT_COLOR:-#1a73e8}
+privacy_url=${ACCOUNT_LINKING_PRIVACY_URL:-}
+terms_url=${ACCOUNT_LINKING_TERMS_URL:-}
+support_url=${ACCOUNT_LINKING_SUPPORT_URL:-}
+password_reset_url=${ACCOUNT_LINKING_PASSWORD_RESET_URL:-}
+default_language=${ACCOUNT_LINKING_DEFAULT_LANGUAGE:-en}
+client_ip_hop=${ACCOUNT_LINKING_CLIENT_IP_HOP:-1}
 token_cache_seconds=${TOKEN_CACHE_SECONDS:-10}
 runtime=${PYTHON_RUNTIME:-python311}
 max_instances=${MAX_INSTANCES:-20}
@@ -65,11 +76,24 @@ fulfillment_min_instances=${FULFILLMENT_MIN_INSTANCES:-0}
 event_timeout=300
 settings_file=${FUNCTION_SETTINGS:-$(cd "$(dirname "$0")" && pwd)/function-settings.yaml}
 
-runtime_sa="smart-home-runtime@${project}.iam.gserviceaccount.com"
+# One service account per function (the same as infra/iam.tf's): function name -> account id.
+declare -A function_account=(
+  [fulfillment]=smart-home-fulfillment
+  [authorize]=smart-home-authorize
+  [token]=smart-home-token
+  [sync-on-device-change]=smart-home-sync
+  [report-state]=smart-home-report-state
+)
+function_names=(fulfillment authorize token sync-on-device-change report-state)
+# sa FUNCTION: the service account's e-mail.
+sa() {
+  printf '%s@%s.iam.gserviceaccount.com' "${function_account[$1]}" "$project"
+}
 trigger_sa="smart-home-trigger@${project}.iam.gserviceaccount.com"
 build_sa="smart-home-build@${project}.iam.gserviceaccount.com"
 session_key_secret="account-linking-session-key"
 client_secret_secret="google-oauth-client-secret"
+webhook_secret="webhook-secret" # signs the calls to the maker's webhook (WEBHOOK_SECRET of the fulfillment)
 project_number=""
 report_state_url=""
 subscription="${state_topic}-to-report-state"
@@ -166,12 +190,19 @@ echo "# APIs"
 run gcloud services enable --project "$project" \
   artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com \
   cloudresourcemanager.googleapis.com eventarc.googleapis.com firestore.googleapis.com homegraph.googleapis.com \
-  iam.googleapis.com pubsub.googleapis.com run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+  iam.googleapis.com pubsub.googleapis.com run.googleapis.com secretmanager.googleapis.com storage.googleapis.com \
+  cloudscheduler.googleapis.com
 capture project_number PROJECT_NUMBER gcloud projects describe "$project" --format 'value(projectNumber)'
 pubsub_agent="service-${project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-echo "# Service accounts: runtime, trigger (Eventarc and Pub/Sub push), build"
-for account in smart-home-runtime smart-home-trigger smart-home-build; do
+echo "# Service accounts: one per function, trigger (Eventarc and Pub/Sub push), build"
+for name in "${function_names[@]}"; do
+  ensure "service account ${function_account[$name]}" \
+    gcloud iam service-accounts describe "$(sa "$name")" --project "$project" -- \
+    gcloud iam service-accounts create "${function_account[$name]}" --project "$project" \
+    --display-name "Smart Home backend: the $name function"
+done
+for account in smart-home-trigger smart-home-build; do
   ensure "service account $account" \
     gcloud iam service-accounts describe "$account@$project.iam.gserviceaccount.com" --project "$project" -- \
     gcloud iam service-accounts create "$account" --project "$project" --display-name "Smart Home backend: $account"
@@ -192,6 +223,9 @@ for ttl in tokens:expiresAt signInAttempts:expiresAt requestSync:expiresAt repor
   run gcloud firestore indexes fields update "$field" --collection-group "$group" --disable-indexes \
     --database "$database" --project "$project" --async
 done
+# The sweep of overdue pending commands asks every user's followUps at once (infra/firestore.tf, pending_give_up).
+run gcloud firestore indexes fields update giveUpAt --collection-group followUps \
+  --index order=ascending,query-scope=collection-group --database "$database" --project "$project" --async
 
 echo "# Topics"
 for topic in "$state_topic" "$commands_topic"; do
@@ -206,20 +240,34 @@ ensure "subscription $rejected_topic" gcloud pubsub subscriptions describe "$rej
   gcloud pubsub subscriptions create "$rejected_topic" --project "$project" --topic "$rejected_topic" \
   --expiration-period never --message-retention-duration 7d
 
+echo "# Once a minute, pending commands nobody completed are given up (report_state takes the message; scheduler.tf)"
+ensure "scheduler job pending-timeouts" \
+  gcloud scheduler jobs describe pending-timeouts --location "$region" --project "$project" -- \
+  gcloud scheduler jobs create pubsub pending-timeouts --location "$region" --project "$project" \
+  --schedule '* * * * *' --time-zone Etc/UTC --topic "$state_topic" --message-body '{}' \
+  --attributes kind=pending-timeouts
+
 echo "# Secrets (generated into Secret Manager; nothing printed)"
 new_secret "$session_key_secret"
 new_secret "$client_secret_secret"
+new_secret "$webhook_secret"
 
-echo "# IAM: least privilege"
-grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$runtime_sa" \
-  --role roles/datastore.user --condition \
-  "title=smart-home-database-only,expression=resource.name == \"projects/$project/databases/$database\""
-for topic in "$state_topic" "$commands_topic" "$rejected_topic"; do
-  grant gcloud pubsub topics add-iam-policy-binding "$topic" --project "$project" \
-    --member "serviceAccount:$runtime_sa" --role roles/pubsub.publisher
+echo "# IAM: least privilege, each function only what its code uses"
+for name in "${function_names[@]}"; do
+  grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$(sa "$name")" \
+    --role roles/datastore.user --condition \
+    "title=smart-home-database-only,expression=resource.name == \"projects/$project/databases/$database\""
 done
+for topic in "$state_topic" "$commands_topic"; do
+  grant gcloud pubsub topics add-iam-policy-binding "$topic" --project "$project" \
+    --member "serviceAccount:$(sa fulfillment)" --role roles/pubsub.publisher
+done
+grant gcloud pubsub topics add-iam-policy-binding "$rejected_topic" --project "$project" \
+  --member "serviceAccount:$(sa report-state)" --role roles/pubsub.publisher
 grant gcloud secrets add-iam-policy-binding "$session_key_secret" --project "$project" \
-  --member "serviceAccount:$runtime_sa" --role roles/secretmanager.secretAccessor
+  --member "serviceAccount:$(sa authorize)" --role roles/secretmanager.secretAccessor
+grant gcloud secrets add-iam-policy-binding "$webhook_secret" --project "$project" \
+  --member "serviceAccount:$(sa fulfillment)" --role roles/secretmanager.secretAccessor
 grant gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:$trigger_sa" \
   --role roles/eventarc.eventReceiver --condition None
 grant gcloud iam service-accounts add-iam-policy-binding "$trigger_sa" --project "$project" \
@@ -251,6 +299,14 @@ COMMANDS_TOPIC: '$commands_topic'
 REJECTED_TOPIC: '$rejected_topic'
 TOKEN_CACHE_SECONDS: '$token_cache_seconds'
 ACCOUNT_LINKING_SERVICE_NAME: '${service_name//\'/\'\'}'
+ACCOUNT_LINKING_LOGO: '${logo//\'/\'\'}'
+ACCOUNT_LINKING_ACCENT_COLOR: '${accent_color//\'/\'\'}'
+ACCOUNT_LINKING_PRIVACY_URL: '${privacy_url//\'/\'\'}'
+ACCOUNT_LINKING_TERMS_URL: '${terms_url//\'/\'\'}'
+ACCOUNT_LINKING_SUPPORT_URL: '${support_url//\'/\'\'}'
+ACCOUNT_LINKING_PASSWORD_RESET_URL: '${password_reset_url//\'/\'\'}'
+ACCOUNT_LINKING_DEFAULT_LANGUAGE: '${default_language//\'/\'\'}'
+ACCOUNT_LINKING_CLIENT_IP_HOP: '$client_ip_hop'
 LOG_EXECUTION_ID: 'true'"
 if [ "$dry_run" = 1 ]; then
   printf "cat > \"%s\" <<'YAML'\n%s\nYAML\n" "$env_file" "$env_yaml"
@@ -261,23 +317,24 @@ else
 fi
 
 common=(--gen2 --project "$project" --region "$region" --runtime "$runtime" --source "$source_dir"
-  --service-account "$runtime_sa" --build-service-account "projects/$project/serviceAccounts/$build_sa"
+  --build-service-account "projects/$project/serviceAccounts/$build_sa"
   --env-vars-file "$env_file" --max-instances "$max_instances" --quiet)
 
 echo "# HTTPS functions, public (Google calls them; they check their own credentials)"
-run gcloud functions deploy fulfillment "${common[@]}" --entry-point fulfillment --trigger-http \
-  --allow-unauthenticated --ingress-settings all --memory 512Mi --cpu 1 --concurrency 16 --timeout 60s \
-  --min-instances "$fulfillment_min_instances"
-for name in authorize token; do
-  memory=256Mi
-  [ "$name" = authorize ] && memory=512Mi # argon2 takes 64 MiB a sign-in
-  run gcloud functions deploy "$name" "${common[@]}" --entry-point "$name" --trigger-http \
-    --allow-unauthenticated --ingress-settings all --memory "$memory" --timeout 60s \
-    --set-secrets "ACCOUNT_LINKING_SESSION_KEY=$session_key_secret:latest"
-done
+run gcloud functions deploy fulfillment "${common[@]}" --service-account "$(sa fulfillment)" \
+  --entry-point fulfillment --trigger-http --allow-unauthenticated --ingress-settings all --memory 512Mi --cpu 1 \
+  --concurrency 16 --timeout 60s --min-instances "$fulfillment_min_instances" \
+  --set-secrets "WEBHOOK_SECRET=$webhook_secret:latest"
+# argon2 takes 64 MiB a sign-in; only authorize signs the pages' cookies, so only it gets the session key.
+run gcloud functions deploy authorize "${common[@]}" --service-account "$(sa authorize)" --entry-point authorize \
+  --trigger-http --allow-unauthenticated --ingress-settings all --memory 512Mi --timeout 60s \
+  --set-secrets "ACCOUNT_LINKING_SESSION_KEY=$session_key_secret:latest"
+run gcloud functions deploy token "${common[@]}" --service-account "$(sa token)" --entry-point token \
+  --trigger-http --allow-unauthenticated --ingress-settings all --memory 256Mi --timeout 60s
 
 echo "# Firestore trigger, private: device writes -> Request Sync (the trigger lives in the database's location)"
-run gcloud functions deploy sync-on-device-change "${common[@]}" --entry-point sync_on_device_change \
+run gcloud functions deploy sync-on-device-change "${common[@]}" --service-account "$(sa sync-on-device-change)" \
+  --entry-point sync_on_device_change \
   --trigger-event-filters type=google.cloud.firestore.document.v1.written \
   --trigger-event-filters "database=$database" \
   --trigger-event-filters-path-pattern 'document=users/{agentUserId}/devices/{deviceId}' \
@@ -285,7 +342,8 @@ run gcloud functions deploy sync-on-device-change "${common[@]}" --entry-point s
   --no-allow-unauthenticated --ingress-settings internal-only --memory 256Mi --timeout "${event_timeout}s"
 
 echo "# Pub/Sub, private: our own push subscription (retries, dead-letter topic) delivers to report_state"
-run gcloud functions deploy report-state "${common[@]}" --entry-point report_state --trigger-http \
+run gcloud functions deploy report-state "${common[@]}" --service-account "$(sa report-state)" \
+  --entry-point report_state --trigger-http \
   --no-allow-unauthenticated --ingress-settings internal-only --memory 512Mi --cpu 1 --concurrency 80 \
   --timeout "${event_timeout}s"
 for name in sync-on-device-change report-state; do

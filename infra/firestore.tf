@@ -37,6 +37,22 @@ resource "google_firestore_field" "ttl" {
   index_config {}
 }
 
+# The sweep of pending commands nobody completed (functions/reporting/timeouts.py) asks every user's followUps for
+# the overdue ones: a collection-group query on giveUpAt, which only this index answers. The field is removed
+# once a command completes, so the index holds only the commands still pending.
+resource "google_firestore_field" "pending_give_up" {
+  database   = google_firestore_database.main.name
+  collection = "followUps"
+  field      = "giveUpAt"
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+  }
+}
+
 resource "google_firebaserules_ruleset" "firestore" {
   count = var.manage_firestore_rules ? 1 : 0
 

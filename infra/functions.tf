@@ -2,7 +2,7 @@
 
 locals {
   # Every setting the code reads (functions/platform/config.py and the adapters) is set here; tests/infra checks that none is
-  # missing. ACCOUNT_LINKING_SESSION_KEY comes from Secret Manager (secret_environment_variables below).
+  # missing. ACCOUNT_LINKING_SESSION_KEY comes from Secret Manager, for authorize only (secret_environment_variables).
   base_environment = {
     GOOGLE_CLOUD_PROJECT         = var.project_id
     FIRESTORE_DATABASE           = var.firestore_database
@@ -12,6 +12,16 @@ locals {
     TOKEN_CACHE_SECONDS          = tostring(var.token_cache_seconds)
     ACCOUNT_LINKING_SERVICE_NAME = var.account_linking_service_name
     LOG_EXECUTION_ID             = "true"
+    # The account-linking pages' brand and languages, and the X-Forwarded-For hop sign-in throttling trusts
+    # (functions/linking/branding.py, i18n.py, throttling.py).
+    ACCOUNT_LINKING_LOGO               = var.account_linking_logo
+    ACCOUNT_LINKING_ACCENT_COLOR       = var.account_linking_accent_color
+    ACCOUNT_LINKING_PRIVACY_URL        = var.account_linking_privacy_url
+    ACCOUNT_LINKING_TERMS_URL          = var.account_linking_terms_url
+    ACCOUNT_LINKING_SUPPORT_URL        = var.account_linking_support_url
+    ACCOUNT_LINKING_PASSWORD_RESET_URL = var.account_linking_password_reset_url
+    ACCOUNT_LINKING_DEFAULT_LANGUAGE   = var.account_linking_default_language
+    ACCOUNT_LINKING_CLIENT_IP_HOP      = tostring(var.account_linking_client_ip_hop)
   }
 
   # The code's own defaults, stated so a deployment says what it runs with; override with var.function_settings.
@@ -57,11 +67,19 @@ resource "google_cloudfunctions2_function" "fulfillment" {
     max_instance_count               = var.max_instances
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.runtime.email
+    service_account_email            = google_service_account.function["fulfillment"].email
     environment_variables            = local.function_environment
+
+    # Signs the calls to the maker's webhook (devices with the "webhook" backend; WEBHOOK_URL in the settings).
+    secret_environment_variables {
+      key        = "WEBHOOK_SECRET"
+      project_id = var.project_id
+      secret     = google_secret_manager_secret.webhook_secret.secret_id
+      version    = google_secret_manager_secret_version.webhook_secret.version
+    }
   }
 
-  depends_on = [google_project_iam_member.build]
+  depends_on = [google_project_iam_member.build, google_secret_manager_secret_iam_member.fulfillment_reads_webhook_secret]
 }
 
 # HTTPS, public: account linking's Authorization URL (sign-in and consent pages).
@@ -89,7 +107,7 @@ resource "google_cloudfunctions2_function" "authorize" {
     max_instance_count             = var.max_instances
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = google_service_account.function["authorize"].email
     environment_variables          = local.function_environment
 
     secret_environment_variables {
@@ -100,7 +118,7 @@ resource "google_cloudfunctions2_function" "authorize" {
     }
   }
 
-  depends_on = [google_project_iam_member.build, google_secret_manager_secret_iam_member.runtime_reads_session_key]
+  depends_on = [google_project_iam_member.build, google_secret_manager_secret_iam_member.authorize_reads_session_key]
 }
 
 # HTTPS, public: account linking's Token URL.
@@ -128,18 +146,12 @@ resource "google_cloudfunctions2_function" "token" {
     max_instance_count             = var.max_instances
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = google_service_account.function["token"].email
     environment_variables          = local.function_environment
-
-    secret_environment_variables {
-      key        = "ACCOUNT_LINKING_SESSION_KEY"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.session_key.secret_id
-      version    = google_secret_manager_secret_version.session_key.version
-    }
+    # No session key: only authorize signs the pages' cookies.
   }
 
-  depends_on = [google_project_iam_member.build, google_secret_manager_secret_iam_member.runtime_reads_session_key]
+  depends_on = [google_project_iam_member.build]
 }
 
 # Private, Firestore trigger: a device written (created, changed, deleted) -> Request Sync.
@@ -166,7 +178,7 @@ resource "google_cloudfunctions2_function" "sync_on_device_change" {
     max_instance_count             = var.max_instances
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = google_service_account.function["sync_on_device_change"].email
     environment_variables          = local.function_environment
   }
 
@@ -221,7 +233,7 @@ resource "google_cloudfunctions2_function" "report_state" {
     max_instance_count               = var.max_instances
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.runtime.email
+    service_account_email            = google_service_account.function["report_state"].email
     environment_variables            = local.function_environment
   }
 

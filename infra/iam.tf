@@ -1,13 +1,35 @@
-# Three identities, each with only what it needs:
-#   runtime - what the functions run as: Firestore, publishing to its topics, its secret, HomeGraph (which needs no
-#             IAM role: HomeGraph accepts calls from service accounts of the project that owns the integration);
+# One identity per function, each with only what that function's code uses (tests/infra/test_iam.py checks them
+# against the code):
+#   fulfillment           Firestore; publishes on the state topic (full report after SYNC, virtual devices'
+#                         results) and the commands topic (commands for device clouds); reads the webhook secret
+#                         (signs its calls to the maker's webhook)
+#   authorize             Firestore; reads the session key (signs the sign-in pages' CSRF tokens and device cookies)
+#   token                 Firestore
+#   sync-on-device-change Firestore (and HomeGraph, which needs no IAM role: it accepts calls from service accounts
+#                         of the project that owns the integration)
+#   report-state          Firestore; publishes on the rejection topic (and HomeGraph)
+# and three more:
 #   trigger - what Eventarc and Pub/Sub present when they invoke the private functions;
 #   build   - what Cloud Build runs as when it builds the functions from source (new projects' default build
 #             account has no roles; Google documents these three for a custom one).
+# The Cloud Scheduler job (scheduler.tf) publishes as Cloud Scheduler's service agent and needs no grant here.
 
-resource "google_service_account" "runtime" {
-  account_id   = "smart-home-runtime"
-  display_name = "Smart Home backend: Cloud Functions runtime"
+locals {
+  # resource name -> (account id, what it runs)
+  function_accounts = {
+    fulfillment           = { id = "smart-home-fulfillment", name = "fulfillment" }
+    authorize             = { id = "smart-home-authorize", name = "authorize" }
+    token                 = { id = "smart-home-token", name = "token" }
+    sync_on_device_change = { id = "smart-home-sync", name = "sync-on-device-change" }
+    report_state          = { id = "smart-home-report-state", name = "report-state" }
+  }
+}
+
+resource "google_service_account" "function" {
+  for_each = local.function_accounts
+
+  account_id   = each.value.id
+  display_name = "Smart Home backend: the ${each.value.name} function"
 
   depends_on = [google_project_service.apis]
 }
@@ -26,12 +48,14 @@ resource "google_service_account" "build" {
   depends_on = [google_project_service.apis]
 }
 
-# Runtime
+# The functions
 
-resource "google_project_iam_member" "runtime_firestore" {
+resource "google_project_iam_member" "firestore" {
+  for_each = local.function_accounts
+
   project = var.project_id
   role    = "roles/datastore.user"
-  member  = "serviceAccount:${google_service_account.runtime.email}"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
 
   # Only the backend's database, should the project hold others.
   condition {
@@ -40,28 +64,34 @@ resource "google_project_iam_member" "runtime_firestore" {
   }
 }
 
-resource "google_pubsub_topic_iam_member" "runtime_publishes_state" {
+resource "google_pubsub_topic_iam_member" "fulfillment_publishes_state" {
   topic  = google_pubsub_topic.state.id
   role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_service_account.runtime.email}"
+  member = "serviceAccount:${google_service_account.function["fulfillment"].email}"
 }
 
-resource "google_pubsub_topic_iam_member" "runtime_publishes_commands" {
+resource "google_pubsub_topic_iam_member" "fulfillment_publishes_commands" {
   topic  = google_pubsub_topic.commands.id
   role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_service_account.runtime.email}"
+  member = "serviceAccount:${google_service_account.function["fulfillment"].email}"
 }
 
-resource "google_pubsub_topic_iam_member" "runtime_publishes_rejections" {
+resource "google_pubsub_topic_iam_member" "report_state_publishes_rejections" {
   topic  = google_pubsub_topic.rejected.id
   role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_service_account.runtime.email}"
+  member = "serviceAccount:${google_service_account.function["report_state"].email}"
 }
 
-resource "google_secret_manager_secret_iam_member" "runtime_reads_session_key" {
+resource "google_secret_manager_secret_iam_member" "authorize_reads_session_key" {
   secret_id = google_secret_manager_secret.session_key.id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.runtime.email}"
+  member    = "serviceAccount:${google_service_account.function["authorize"].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "fulfillment_reads_webhook_secret" {
+  secret_id = google_secret_manager_secret.webhook_secret.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function["fulfillment"].email}"
 }
 
 # Trigger

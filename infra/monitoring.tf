@@ -9,28 +9,42 @@
 #       requestId     Google's requestId
 #       userHash      a hash of the agentUserId (never the id itself)
 #       latencyMs     from the request arriving to the answer going out
-#       devices       list of {"type", "traits", "status", "errorCode"}
-#   "fulfillment device result"   one per device of an answer (fulfillment function); the metrics read these, as a
-#                                 log-based metric cannot iterate the list above
+#       httpStatus    the HTTP status of the answer
+#       devices       list of {"id", "type", "traits", "status", "errorCode"}
+#       atMs          when it was logged (epoch ms), for logs without timestamps of their own (local files)
+#   "fulfillment device result"   one per device of a QUERY or EXECUTE answer (fulfillment function); the metrics read
+#                                 these, as a log-based metric cannot iterate the list above
 #       intent        the answer's intent; QUERY and EXECUTE are the ones counted
-#       deviceType    action.devices.types.*
+#       requestId     Google's requestId (as on its "fulfillment answer" line)
+#       userHash      as on its "fulfillment answer" line
+#       deviceId      the device
+#       deviceType    action.devices.types.* ("unknown" for a device that was not found or could not be read)
 #       status        SUCCESS | PENDING | OFFLINE | EXCEPTIONS | ERROR
 #       errorCode     Google's error or exception code, when there is one
 #       latencyMs     the answer's latency (as on its "fulfillment answer" line)
 #       exempt        true when errorCode is one of Google's exempted user-caused codes or a non-blocking exception
-#   "homegraph call"              one per call to HomeGraph (any function)
+#       statesHash    QUERY with states: a hash of the states answered (functions/core/vitals.py states_hash)
+#       atMs          when it was logged (epoch ms)
+#   "homegraph call"              one per request to HomeGraph, each retry too (any function)
 #       method        reportStateAndNotification | requestSync | ...
 #       status        the HTTP status of the answer (absent, or not 2xx, when the call failed)
 #       latencyMs     the call's duration
+#       attempt       1 for the first request of a call, 2 for its first retry, ...
+#       atMs          when it was logged (epoch ms)
 #   "device reported"             one per device in a report to HomeGraph (any function)
 #       deviceId      the device
 #       deviceType    action.devices.types.*
-#       freshnessMs   from the change to the report going out
+#       freshnessMs   from the change being queued to the report going out
+#       userHash      a hash of the agentUserId, as on the fulfillment's lines
+#       statesHash    a hash of the states HomeGraph holds for the device once the report is accepted
+#       requestId     the reportStateAndNotification requestId
+#       atMs          when it was logged (epoch ms)
 #
 # Google's rules, as counted here: a QUERY or EXECUTE device result succeeds when its status is SUCCESS or PENDING
 # or it is exempt; a HomeGraph call succeeds when its HTTP status is 2xx. GOOD needs >= 99.5 % success on both and a
 # QUERY and EXECUTE p90 latency <= 1000 ms, per device type (HomeGraph calls: the whole project). State accuracy
-# Google measures itself; report freshness is charted as what drives it.
+# Google measures itself; report freshness is charted as what drives it (`python -m functions vitals` estimates the
+# accuracy from statesHash: docs/vitals.md).
 
 variable "alert_notification_channels" {
   description = "Notification channels (projects/P/notificationChannels/ID) the Home Vitals alert policies notify; empty: the alerts only show in Cloud Monitoring."

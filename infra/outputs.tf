@@ -40,7 +40,7 @@ output "dead_letter_subscription" {
   value       = google_pubsub_subscription.dead_letter.id
 }
 
-output "runtime_service_account" {
-  description = "What the functions run as."
-  value       = google_service_account.runtime.email
+output "function_service_accounts" {
+  description = "What each function runs as (iam.tf): its Terraform key (fulfillment, authorize, token, sync_on_device_change, report_state) -> the service account's e-mail."
+  value       = { for key, account in google_service_account.function : key => account.email }
 }

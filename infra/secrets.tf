@@ -53,3 +53,31 @@ resource "google_secret_manager_secret_version" "google_client_secret" {
   secret_data_wo         = ephemeral.random_password.google_client_secret.result
   secret_data_wo_version = var.google_client_secret_version
 }
+
+# The secret the fulfillment signs its webhook calls with (X-Smarthome-Signature); the maker's endpoint checks them
+# with the same value, which it reads once: `gcloud secrets versions access latest --secret=webhook-secret`
+# (docs/device-clouds.md).
+resource "google_secret_manager_secret" "webhook_secret" {
+  secret_id = "webhook-secret"
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+ephemeral "random_password" "webhook_secret" {
+  length  = 64
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "webhook_secret" {
+  secret                 = google_secret_manager_secret.webhook_secret.id
+  secret_data_wo         = ephemeral.random_password.webhook_secret.result
+  secret_data_wo_version = var.webhook_secret_version
+}

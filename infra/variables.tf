@@ -74,6 +74,64 @@ variable "account_linking_service_name" {
   default     = "Smart Home"
 }
 
+variable "account_linking_logo" {
+  description = "The sign-in and consent pages' logo (ACCOUNT_LINKING_LOGO): a file shipped with the functions' source, named by its path from the repository root (.svg, .png, .webp, .jpg or .gif, at most 256 KiB; see docs/account-linking.md), which authorize serves itself; or an https URL. Empty: the product name in text."
+  type        = string
+  default     = ""
+}
+
+variable "account_linking_accent_color" {
+  description = "The pages' accent colour, #rrggbb, for buttons and focus rings; their text colour follows for contrast (ACCOUNT_LINKING_ACCENT_COLOR)."
+  type        = string
+  default     = "#1a73e8"
+
+  validation {
+    condition     = can(regex("^#[0-9a-fA-F]{6}$", var.account_linking_accent_color))
+    error_message = "The accent colour reads #rrggbb."
+  }
+}
+
+variable "account_linking_privacy_url" {
+  description = "Your privacy policy, linked from the pages when set (https; ACCOUNT_LINKING_PRIVACY_URL)."
+  type        = string
+  default     = ""
+}
+
+variable "account_linking_terms_url" {
+  description = "Your terms of service, linked from the pages when set (https; ACCOUNT_LINKING_TERMS_URL)."
+  type        = string
+  default     = ""
+}
+
+variable "account_linking_support_url" {
+  description = "Where the pages send people for help when set (https or mailto:; ACCOUNT_LINKING_SUPPORT_URL)."
+  type        = string
+  default     = ""
+}
+
+variable "account_linking_password_reset_url" {
+  description = "The sign-in page's \"Forgot your password?\" link when set (https; ACCOUNT_LINKING_PASSWORD_RESET_URL)."
+  type        = string
+  default     = ""
+}
+
+variable "account_linking_default_language" {
+  description = "The pages' language when the browser asks for none they speak: one of their catalogues, such as en or de (ACCOUNT_LINKING_DEFAULT_LANGUAGE)."
+  type        = string
+  default     = "en"
+}
+
+variable "account_linking_client_ip_hop" {
+  description = "Which X-Forwarded-For entry, counted from the right, sign-in throttling takes for the client's IP (ACCOUNT_LINKING_CLIENT_IP_HOP): 1 for the functions' own URLs (Cloud Run's front end appends the address it saw); 2 behind an external Application Load Balancer (which appends the client's address and its own); 0 ignores the header."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.account_linking_client_ip_hop >= 0 && floor(var.account_linking_client_ip_hop) == var.account_linking_client_ip_hop
+    error_message = "A whole number, 0 or more."
+  }
+}
+
 variable "token_cache_seconds" {
   description = "How long a warm fulfillment instance trusts a validated access token before reading its record again; 0 disables (TOKEN_CACHE_SECONDS)."
   type        = number
@@ -120,4 +178,10 @@ variable "labels" {
   description = "Labels put on every resource that takes labels."
   type        = map(string)
   default     = { app = "smart-home-backend" }
+}
+
+variable "webhook_secret_version" {
+  description = "Bump to generate a new WEBHOOK_SECRET (signs the calls to the maker's webhook); give the maker's endpoint the new value at the same time."
+  type        = number
+  default     = 1
 }

@@ -37,7 +37,9 @@ def entry_points() -> list[EntryPoint]:
     tree = ast.parse((ROOT / "main.py").read_text())
     exported: list[str] = []
     imported: dict[str, Path] = {}
-    for node in tree.body:
+    # The imports may sit under `if TYPE_CHECKING:` when main.py resolves its names lazily (PEP 562).
+    nested = [inner for node in tree.body if isinstance(node, ast.If) for inner in node.body]
+    for node in [*tree.body, *nested]:
         if isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 imported[alias.asname or alias.name] = ROOT / (node.module.replace(".", "/") + ".py")

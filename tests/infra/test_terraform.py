@@ -70,7 +70,8 @@ def test_every_entry_point_is_deployed_with_its_trigger() -> None:
         resource_name, body = deployed[entry.name]
         service = facts.block(body, "service_config")
         assert service, resource_name
-        assert service["service_account_email"] == "${google_service_account.runtime.email}", resource_name
+        # Each its own identity with only what it uses: tests/infra/test_iam.py.
+        assert service["service_account_email"] == f'${{google_service_account.function["{resource_name}"].email}}'
         trigger = facts.block(body, "event_trigger")
         subscriptions = [
             s
@@ -199,6 +200,10 @@ def test_outputs_give_the_three_urls_for_the_developer_console() -> None:
         resource_name = deployed[entry_point][0]
         assert outputs[output]["value"] == f"${{google_cloudfunctions2_function.{resource_name}.url}}"
         assert outputs[output]["description"]
+    # What each function runs as: every account of google_service_account.function, none left over from before.
+    accounts = outputs["function_service_accounts"]["value"]
+    assert "google_service_account.function :" in accounts
+    assert accounts.endswith("=> account.email}}")
 
 
 def test_variables_are_documented_and_nothing_secret_is_in_the_state() -> None:
@@ -214,13 +219,13 @@ def test_variables_are_documented_and_nothing_secret_is_in_the_state() -> None:
     assert "random_password" not in tf["resource"], "a random_password resource keeps its value in the state"
 
 
-def test_runtime_roles_are_least_privilege() -> None:
+def test_the_functions_roles_are_least_privilege() -> None:
     project_roles = {
         body["role"]: body
         for body in facts.resources("google_project_iam_member").values()
-        if "runtime" in body["member"]
+        if "google_service_account.function" in body["member"]
     }
-    assert set(project_roles) == {"roles/datastore.user"}, "the runtime gets topic- and secret-level roles only"
+    assert set(project_roles) == {"roles/datastore.user"}, "the functions get topic- and secret-level roles only"
     condition = facts.block(project_roles["roles/datastore.user"], "condition")
     assert condition, "Firestore access is limited to the backend's database"
     assert "databases/${var.firestore_database}" in condition["expression"]
@@ -273,3 +278,62 @@ def test_a_push_delivered_function_reads_the_push_request_as_a_cloudevent(monkey
         # handed a Flask request would fail.
         assert 200 <= answer.status_code < 300, answer.data[:300]
         assert rejected == [b"not a state message"]
+
+
+# References: what `terraform validate` would say first, checked here too since it cannot run without the providers
+# (tests/infra/test_provider_schema.py checks the arguments against the provider's schema instead).
+_RESOURCE_REF = re.compile(r"(?<![\w.])(data\.|ephemeral\.)?((?:google|archive|random)_\w+)\.(\w+)")
+_NAMED_REF = re.compile(r"(?<![\w.])(var|local)\.(\w+)")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for key, inner in value.items() for s in [*_strings(key), *_strings(inner)]]
+    if isinstance(value, list):
+        return [s for inner in value for s in _strings(inner)]
+    return [value] if isinstance(value, str) else []
+
+
+def references_in(text: str) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
+    """(("resource" / "data" / "ephemeral", type, name) and ("var" / "local", name)) an expression refers to; only
+    interpolated text (${...}) holds references, so descriptions that name resources do not count."""
+    if "${" not in text:
+        return set(), set()
+    objects = {
+        (kind.rstrip(".") if kind else "resource", type_name, name)
+        for kind, type_name, name in _RESOURCE_REF.findall(text)
+    }
+    return objects, set(_NAMED_REF.findall(text))
+
+
+def test_every_reference_names_something_declared() -> None:
+    import hcl2
+
+    options = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+    declared: set[tuple[str, str, str]] = set()
+    named: set[tuple[str, str]] = set()
+    used: dict[tuple[str, ...], str] = {}
+    for path in sorted(facts.INFRA.glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=options)
+        for kind in ("resource", "data", "ephemeral"):
+            for block in parsed.get(kind, []):
+                declared.update((kind, type_name, name) for type_name, bodies in block.items() for name in bodies)
+        named.update(("var", name) for block in parsed.get("variable", []) for name in block)
+        named.update(("local", name) for block in parsed.get("locals", []) for name in block)
+        for text in _strings({k: v for k, v in parsed.items() if k != "variable"}):
+            objects, values = references_in(text)
+            for reference in [*objects, *values]:
+                used.setdefault(reference, f"{path.name}: {text[:120]}")
+    assert ("resource", "google_service_account", "function") in used, "the scan finds references"
+    unknown = {".".join(reference): where for reference, where in used.items() if reference not in declared | named}
+    assert not unknown, f"references to nothing declared: {unknown}"
+
+
+def test_the_reference_scan_sees_a_stale_one() -> None:
+    objects, values = references_in(
+        "${google_service_account.runtime.email} ${var.region} ${data.google_project.this.number}"
+    )
+    assert objects == {("resource", "google_service_account", "runtime"), ("data", "google_project", "this")}
+    assert values == {("var", "region")}
+    assert references_in("the google_service_account.runtime account") == (set(), set())

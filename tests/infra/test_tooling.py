@@ -181,12 +181,13 @@ def test_the_deploy_script_dry_run_deploys_what_terraform_does(tmp_path: Path) -
     deploys = {words[3]: flags(words) for words in gcloud_commands(output, "functions", "deploy")}
     terraform = functions_by_entry_point()
     assert len(deploys) == len(terraform)
-    for entry_point, (_, body) in terraform.items():
+    for entry_point, (resource_name, body) in terraform.items():
         name = body["name"]
         assert name in deploys, f"deploy.sh does not deploy {name}"
         deploy = deploys[name]
         assert deploy["--entry-point"] == [entry_point]
-        assert deploy["--service-account"] == ["smart-home-runtime@demo-deploy-check.iam.gserviceaccount.com"]
+        account = facts.terraform()["locals"]["function_accounts"][resource_name]["id"]
+        assert deploy["--service-account"] == [f"{account}@demo-deploy-check.iam.gserviceaccount.com"]
         trigger = EVENT_TRIGGERS.get(entry_point, {"kind": "http"})
         if trigger["kind"] == "http":
             assert {"--trigger-http", "--allow-unauthenticated"} <= deploy.keys(), name
@@ -249,6 +250,58 @@ def test_the_deploy_script_sets_the_same_settings_secrets_and_ttl_policies(tmp_p
         for words in gcloud_commands(output, "firestore", "fields", "ttls", "update")
     }
     assert ttl == set(facts.terraform()["locals"]["ttl_fields"].items())
+
+    created = {words[3] for words in gcloud_commands(output, "secrets", "create")}
+    assert created == {body["secret_id"] for body in facts.resources("google_secret_manager_secret").values()}
+
+
+def test_the_deploy_script_schedules_the_same_jobs_and_builds_the_same_indexes(tmp_path: Path) -> None:
+    """scheduler.tf's jobs and firestore.tf's single-field indexes, in deploy.sh too; and neither grants the Cloud
+    Scheduler service agent anything (its own role already holds pubsub.topics.publish; scheduler.tf)."""
+    output = dry_run(tmp_path)
+    topics = {name: body["name"] for name, body in facts.resources("google_pubsub_topic").items()}
+    variables = facts.terraform()["variable"]
+    jobs = {words[5]: flags(words) for words in gcloud_commands(output, "scheduler", "jobs", "create", "pubsub")}
+    terraform_jobs = facts.resources("google_cloud_scheduler_job")
+    assert terraform_jobs, "the pending-timeouts sweep"
+    assert set(jobs) == {body["name"] for body in terraform_jobs.values()}
+    for body in terraform_jobs.values():
+        job = jobs[body["name"]]
+        target = facts.block(body, "pubsub_target")
+        assert target
+        topic = re.fullmatch(r"\$\{google_pubsub_topic\.(\w+)\.id\}", target["topic_name"])
+        assert topic
+        topic_variable = re.fullmatch(r"\$\{var\.(\w+)\}", topics[topic.group(1)])
+        assert topic_variable
+        assert job["--topic"] == [variables[topic_variable.group(1)]["default"]], body["name"]
+        assert job["--schedule"] == [body["schedule"]]
+        assert job["--time-zone"] == [body["time_zone"]]
+        assert body["region"] == "${var.region}"
+        assert job["--location"] == [variables["region"]["default"]]
+        data = re.fullmatch(r'\$\{base64encode\("(.*)"\)\}', target["data"])
+        assert data, "the message body, as text"
+        assert job["--message-body"] == [data.group(1)]
+        assert job["--attributes"] == [",".join(f"{k}={v}" for k, v in target["attributes"].items())]
+    assert "gcp-sa-cloudscheduler" not in output
+    assert "gcp-sa-cloudscheduler" not in json.dumps(facts.terraform()["resource"])
+
+    indexes = {
+        (flags(words)["--collection-group"][0], words[5], flags(words)["--index"][0])
+        for words in gcloud_commands(output, "firestore", "indexes", "fields", "update")
+        if "--index" in words
+    }
+    terraform_indexes = {
+        (
+            body["collection"],
+            body["field"],
+            f"order={index['order'].lower()},query-scope={index['query_scope'].lower()}",
+        )
+        for name, body in facts.resources("google_firestore_field").items()
+        if name != "ttl"
+        for index in facts.blocks(facts.block(body, "index_config") or {}, "indexes")
+    }
+    assert terraform_indexes, "the pending sweep's collection-group index"
+    assert indexes == {(group, field, spec.replace("_", "-")) for group, field, spec in terraform_indexes}
 
 
 FAKE_GCLOUD = """#!{python}
@@ -336,7 +389,11 @@ def test_the_deploy_script_runs_what_its_dry_run_prints(tmp_path: Path) -> None:
     for record in deploys:
         assert record["source_files"] == listed, record["argv"][2]
         assert set(yaml.safe_load(record["env_file"])) == terraform_keys
+    # One generated version per secret Terraform generates, each 32 random bytes in hex.
     secrets = [r for r in records if r["argv"][:3] == ["secrets", "versions", "add"]]
-    assert [r["stdin_length"] for r in secrets] == [64, 64]
+    assert [r["argv"][3] for r in secrets] == [
+        body["secret_id"] for body in facts.resources("google_secret_manager_secret").values()
+    ]
+    assert [r["stdin_length"] for r in secrets] == [64, 64, 64]
     assert not re.search(r"\b[0-9a-f]{64}\b", result.stdout + result.stderr)
     assert list(scratch.iterdir()) == [], "deploy.sh left its temporary files"
