@@ -1,6 +1,9 @@
 # The project's commands. `make up` runs the local stack; `make test` runs every check CI runs.
+#   make up FRESH=1   the stack starts from nothing (drops the data kept in .local-stack/data/)
+#   make up QUIET=1   the banner alone, no line per request
 VENV := .venv
 PY := $(VENV)/bin/python
+STACK_FLAGS := $(if $(filter-out 0,$(FRESH)),--fresh) $(if $(filter-out 0,$(QUIET)),--quiet)
 
 .PHONY: setup up test lint typecheck pytest bench
 
@@ -11,7 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt tools/setup.sh
 	touch $@
 
 up: setup
-	$(PY) -m tools.stack
+	$(PY) -m tools.stack $(STACK_FLAGS)
 
 lint: setup
 	$(PY) -m ruff check functions tools tests bench main.py

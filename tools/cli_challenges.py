@@ -23,7 +23,7 @@ from functions.core import challenges as policy
 from functions.core.device import parse_device
 from functions.core.errors import InvalidDevice
 from functions.platform import config
-from tools.cli import Refused, _read_json, _registry
+from tools.cli import UNCHECKED, Refused, _read_json, _registry, no_device
 
 
 def _now_ms() -> int:
@@ -39,7 +39,7 @@ def _pin_store() -> Any:
 def _existing_device(user: str, device_id: str) -> dict[str, Any]:
     document = _registry().get(user, device_id)
     if document is None:
-        raise Refused(f"no device {device_id!r} for user {user!r}")
+        raise no_device(user, device_id)
     return dict(document)
 
 
@@ -100,7 +100,7 @@ def devices_challenges(args: argparse.Namespace) -> int:
             "nothing written"
         )
     if not registry.update(args.user, args.id, {"challenges": rules}):
-        raise Refused(f"no device {args.id!r} for user {args.user!r}")
+        raise no_device(args.user, args.id)
     print(json.dumps({"id": args.id, "challenges": rules}))
     return 0
 
@@ -150,7 +150,7 @@ def register(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     mode = pin.add_mutually_exclusive_group()
     mode.add_argument("--remove", action="store_true", help="remove the PIN")
     mode.add_argument("--unlock", action="store_true", help="forget wrong attempts and lift a lockout")
-    pin.set_defaults(run=devices_pin)
+    pin.set_defaults(run=devices_pin, unknown_user=UNCHECKED)
 
     rules = actions.add_parser("challenges", help="which commands of a device need an acknowledgement or PIN")
     rules.add_argument("--user", required=True, help="agentUserId")
@@ -159,4 +159,4 @@ def register(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     what.add_argument("--file", help="JSON object of command names to rules, or - for stdin")
     what.add_argument("--clear", action="store_true", help="remove the device's rules: the defaults apply")
     what.add_argument("--show", action="store_true", help="print the rules in force and the PIN's status")
-    rules.set_defaults(run=devices_challenges)
+    rules.set_defaults(run=devices_challenges, unknown_user=UNCHECKED)

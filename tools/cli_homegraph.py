@@ -5,7 +5,8 @@
     query --user U --id D ...  the states Google holds for the devices
     standin [...]              run the local HomeGraph stand-in (see tools/homegraph_standin.py)
 
-Calls go to Google with Application Default Credentials, or to HOMEGRAPH_ENDPOINT when it is set.
+Calls go to Google with Application Default Credentials, or to HOMEGRAPH_ENDPOINT when it is set (the running
+local stack's stand-in when the environment names no project of its own).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import dataclasses
 import json
 from typing import Any
 
-from tools.cli import Refused
+from tools import local_stack
+from tools.cli import NOTE, Refused
 
 
 def _client() -> Any:
@@ -49,7 +51,14 @@ def query(args: argparse.Namespace) -> int:
 def ledger(args: argparse.Namespace) -> int:
     from functions.request_sync.ledger_store import FirestoreSyncLedger
 
-    print(json.dumps(dataclasses.asdict(FirestoreSyncLedger().ledger(args.user)), indent=2, sort_keys=True))
+    shown: dict[str, Any] = dataclasses.asdict(FirestoreSyncLedger().ledger(args.user))
+    # The raw clocks stay (scripts read them); beside them, each time in ISO 8601 like every time the tools print.
+    shown["times"] = {
+        name.rsplit("_", 1)[0]: local_stack.iso_time(value / (1e6 if name.endswith("_us") else 1e3))
+        for name, value in shown.items()
+        if name.endswith(("_us", "_ms")) and isinstance(value, int) and value > 0
+    }
+    print(json.dumps(shown, indent=2, sort_keys=True))
     return 0
 
 
@@ -71,11 +80,11 @@ def register(groups: Any) -> None:
     sync.set_defaults(run=request_sync)
     show = actions.add_parser("ledger", help="print the user's Request Sync ledger")
     show.add_argument("--user", required=True)
-    show.set_defaults(run=ledger)
+    show.set_defaults(run=ledger, unknown_user=NOTE)
     states = actions.add_parser("query", help="print the states Google holds for devices")
     states.add_argument("--user", required=True)
     states.add_argument("--id", required=True, action="append", help="a device id (repeatable)")
-    states.set_defaults(run=query)
+    states.set_defaults(run=query, unknown_user=NOTE)
     serve = actions.add_parser("standin", help="run the local HomeGraph stand-in until Ctrl-C")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
@@ -83,4 +92,4 @@ def register(groups: Any) -> None:
     serve.add_argument("--firestore-tokens", action="store_true", help="mint the fulfillment's tokens in Firestore")
     serve.add_argument("--auto-link", action="store_true", help="treat every agentUserId as linked")
     serve.add_argument("--sync-settle-s", type=float, default=0.0, help="seconds before synced devices are known")
-    serve.set_defaults(run=standin)
+    serve.set_defaults(run=standin, uses_project=False)

@@ -15,13 +15,14 @@ has no call to remove a trigger, so a trigger stays for the emulator's life; `ro
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +88,8 @@ class LocalEventarc:
         self._in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventarc")
         self._server: ThreadingHTTPServer | None = None
+        # Told of each event once its delivery is over (delivered, or out of attempts): Delivery.summary().
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def address(self) -> str:
@@ -229,6 +232,10 @@ class LocalEventarc:
                 delivery.finished_at = time.time()
                 self._in_flight -= 1
                 self._lock.notify_all()
+                summary, listeners = delivery.summary(), list(self.listeners)
+            for listener in listeners:
+                with contextlib.suppress(Exception):  # a listener's failure is not the delivery's
+                    listener(summary)
 
 
 def _post(url: str, headers: dict[str, str], body: bytes, timeout_s: float) -> int | None:

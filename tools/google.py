@@ -45,3 +45,24 @@ def execute_request(
         for ids, executions in groups
     ]
     return _request(EXECUTE, {"commands": commands}, request_id)
+
+
+def command_request(
+    device_ids: Sequence[str],
+    command: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    ack: bool = False,
+    pin: str | None = None,
+    follow_up_token: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """EXECUTE of one command on devices, as the `google execute` command and the Google Home page send it: the
+    answer to a two-factor challenge (`ack` or `pin`) beside it, Google's followUpToken among its params."""
+    with_token = {**dict(params or {}), **({"followUpToken": follow_up_token} if follow_up_token else {})}
+    extra: dict[str, Any] = {}
+    if pin is not None:
+        extra["challenge"] = {"pin": pin}
+    elif ack:
+        extra["challenge"] = {"ack": True}
+    return execute_request([(list(device_ids), [execution(command, with_token, **extra)])], request_id)

@@ -1,18 +1,23 @@
 """`python -m functions google ...`: play Google Home against a fulfillment, and read what the HomeGraph stand-in holds.
 
-    google sync --user U                         SYNC, as Google sends it after linking and on Request Sync
-    google query --user U [--id D ...]           QUERY (no --id: every device the user's SYNC lists)
-    google execute --user U --id D [--id D ...] --command OnOff --params '{"on": true}' [--ack | --pin PIN]
-    google disconnect --user U                   DISCONNECT, as when the user unlinks
-    google link --user U                         the user links: the stand-in knows them and runs SYNC, QUERY
-    google state --user U                        the devices and states the HomeGraph stand-in holds
-    google calls --user U [--method M]           what reached the stand-in (requestSync, reportState, ...)
+    google sync                                  SYNC, as Google sends it after linking and on Request Sync
+    google query [--id D ...]                    QUERY (no --id: every device the user's SYNC lists)
+    google execute --id D [--id D ...] --command OnOff --params '{"on": true}' [--ack | --pin PIN]
+                   [--follow-up-token T]
+    google disconnect                            DISCONNECT, as when the user unlinks (Google forgets them)
+    google link                                  the user links: the stand-in knows them and runs SYNC, QUERY
+    google state                                 the devices and states the HomeGraph stand-in holds
+    google calls [--method M] [--body]           what reached the stand-in, and what it sent (times in ISO 8601)
+    google notifications                         the notifications and follow-ups HomeGraph received
 
-The fulfillment and stand-in URLs come from the running local stack (.local-stack/stack.json, written by
-`make up`), or --url / --homegraph. Requests carry a valid access token like Google's: --token, or one minted in the
-stack's Firestore the way account linking stores them (kept while valid, as Google keeps it). Exit codes: 0 the
-fulfillment answered 200 with no error (for the request, a command or a device), 1 otherwise (the answer is
-still printed), 2 usage.
+Each takes --user U (an agentUserId); without it, the running local stack's demo user (calls and notifications:
+every user's). Against the running local stack (`make up`, found through .local-stack/stack.json), the intents go
+through the HomeGraph stand-in, which sends them with the user's token as Google would, records them beside every
+other call (`google calls`, the Google Home page) and keeps its view in step: a SYNC updates the devices Google
+knows, a DISCONNECT unlinks the user and drops their token, and a link gets a new one. With --url (another
+fulfillment) or --token, requests go straight to the fulfillment, with --token or a token minted in Firestore the
+way account linking stores them. Exit codes: 0 the fulfillment answered 200 with no error (for the request, a
+command or a device), 1 otherwise (the answer is still printed), 2 usage.
 """
 
 from __future__ import annotations
@@ -29,28 +34,23 @@ from pathlib import Path
 from typing import Any
 
 from functions.core import json_values
-from tools import google
-from tools.cli import Refused
+from tools import google, local_stack
+from tools.cli import DEMO_USER, NOTE, Refused
 
-ROOT = Path(__file__).resolve().parents[1]
-STACK_DIR = Path(os.environ.get("LOCAL_STACK_DIR") or ROOT / ".local-stack")  # as tools/stack.py
-STACK_FILE = STACK_DIR / "stack.json"
-TOKEN_CACHE = STACK_DIR / "google-tokens.json"
 TOKEN_TTL_S = 3600
-TIMEOUT_S = 30
+TIMEOUT_S = 60  # a SYNC of a few hundred devices, or a QUERY behind a slow emulator, well within it
+
+
+def token_cache() -> Path:
+    return local_stack.state_dir() / "google-tokens.json"
 
 
 def stack() -> dict[str, Any]:
     """What the running local stack wrote: {"pid", "urls": {...}, "env": {...}}; {} when none runs."""
-    try:
-        state = json.loads(STACK_FILE.read_text())
-        os.kill(int(state["pid"]), 0)
-    except (OSError, ValueError, KeyError):
-        return {}
-    return dict(state)
+    return local_stack.running() or {}
 
 
-def _stack_url(args: argparse.Namespace, explicit: str | None, name: str, option: str) -> str:
+def _stack_url(explicit: str | None, name: str, option: str) -> str:
     if explicit:
         return explicit.rstrip("/")
     url = stack().get("urls", {}).get(name)
@@ -59,24 +59,21 @@ def _stack_url(args: argparse.Namespace, explicit: str | None, name: str, option
     return str(url).rstrip("/")
 
 
-def _use_stack_environment() -> None:
-    """Points the Firestore client at the stack's emulator, unless the environment already says where to go."""
-    env = stack().get("env", {})
-    for name in ("FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
-        if name in env and not os.environ.get(name):
-            os.environ[name] = env[name]
+def _through_standin(args: argparse.Namespace) -> bool:
+    """Intents go through the stand-in (as Google) unless another fulfillment or a token of one's own is given."""
+    return not args.url and not args.token
 
 
 def access_token(user: str, explicit: str | None) -> str:
+    """--token, or one minted in the Firestore the environment (or the stack) names; emulator tokens are kept."""
     if explicit:
         return explicit
-    _use_stack_environment()
     emulator = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
     key = f"{os.environ.get('GOOGLE_CLOUD_PROJECT', '')}|{emulator}|{user}"
     cache: dict[str, Any] = {}
     if emulator:  # only emulator tokens are kept on disk; a real project's are minted each time
         try:
-            cache = json.loads(TOKEN_CACHE.read_text())
+            cache = json.loads(token_cache().read_text())
         except (OSError, ValueError):
             cache = {}
         cached = cache.get(key)
@@ -92,9 +89,9 @@ def access_token(user: str, explicit: str | None) -> str:
     FirestoreFulfillmentStore().mark_linked(user, now_ms)
     if emulator:
         cache[key] = {"token": token, "expiresAt": time.time() + TOKEN_TTL_S}
-        TOKEN_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        TOKEN_CACHE.write_text(json.dumps(cache))
-        TOKEN_CACHE.chmod(0o600)
+        token_cache().parent.mkdir(parents=True, exist_ok=True)
+        token_cache().write_text(json.dumps(cache))
+        token_cache().chmod(0o600)
     return token
 
 
@@ -117,8 +114,21 @@ def _http(method: str, url: str, body: Any = None, token: str | None = None) -> 
         return status, raw.decode("utf-8", "replace")
 
 
+def _user_path(user: str) -> str:
+    return urllib.parse.quote(user, safe="")
+
+
 def send(args: argparse.Namespace, request: dict[str, Any]) -> tuple[int, Any]:
-    url = _stack_url(args, args.url, "fulfillment", "--url")
+    """The fulfillment's (status, answer): through the stand-in of the local stack, or straight to --url."""
+    if _through_standin(args):
+        url = f"{_stack_url(None, 'homegraph stand-in', '--url')}/standin/users/{_user_path(args.user)}:fulfill"
+        status, body = _http("POST", url, {"request": request, "caller": "cli"})
+        if status != 200 or not isinstance(body, dict):
+            raise Refused(f"the stand-in answered {status}: {body}")
+        if body.get("status") is None:
+            raise Refused(f"the fulfillment did not answer: {body.get('response')}")
+        return int(body["status"]), body.get("response")
+    url = _stack_url(args.url, "fulfillment", "--url")
     return _http("POST", url, request, access_token(args.user, args.token))
 
 
@@ -163,12 +173,9 @@ def execute(args: argparse.Namespace) -> int:
         raise Refused(f"--params is not JSON: {problem}") from problem
     if not isinstance(params, dict):
         raise Refused("--params must be a JSON object")
-    extra: dict[str, Any] = {}
-    if args.ack:
-        extra["challenge"] = {"ack": True}
-    if args.pin is not None:
-        extra["challenge"] = {"pin": args.pin}
-    request = google.execute_request([(args.id, [google.execution(args.command, params, **extra)])])
+    request = google.command_request(
+        args.id, args.command, params, ack=args.ack, pin=args.pin, follow_up_token=args.follow_up_token
+    )
     return _answer(*send(args, request))
 
 
@@ -180,29 +187,30 @@ def disconnect(args: argparse.Namespace) -> int:
 
 def _forget_tokens(user: str) -> None:
     try:
-        cache = json.loads(TOKEN_CACHE.read_text())
+        cache = json.loads(token_cache().read_text())
     except (OSError, ValueError):
         return
-    TOKEN_CACHE.write_text(json.dumps({k: v for k, v in cache.items() if not k.endswith(f"|{user}")}))
+    token_cache().write_text(json.dumps({k: v for k, v in cache.items() if not k.endswith(f"|{user}")}))
 
 
 def _standin(args: argparse.Namespace) -> str:
-    return _stack_url(args, args.homegraph, "homegraph stand-in", "--homegraph")
+    return _stack_url(args.homegraph, "homegraph stand-in", "--homegraph")
 
 
 def link(args: argparse.Namespace) -> int:
-    access_token(args.user, None)  # Google holds a token for the user once they have linked
-    user = urllib.parse.quote(args.user, safe="")
-    status, body = _http("POST", f"{_standin(args)}/standin/users/{user}:link", {"sync": True})
+    status, body = _http("POST", f"{_standin(args)}/standin/users/{_user_path(args.user)}:link", {"sync": True})
     if status != 200:
         raise Refused(f"the stand-in answered {status}: {body}")
-    _print({"agentUserId": args.user, "linked": body.get("linked"), "synced": body.get("synced")})
+    shown = {"agentUserId": args.user, "linked": body.get("linked"), "synced": body.get("synced")}
+    if not body.get("synced"):
+        shown["syncProblem"] = body.get("syncProblem")
+        print(f"linked, but Google's SYNC failed: {body.get('syncProblem')}", file=sys.stderr)
+    _print(shown)
     return 0 if body.get("synced") else 1
 
 
 def state(args: argparse.Namespace) -> int:
-    user = urllib.parse.quote(args.user, safe="")
-    status, body = _http("GET", f"{_standin(args)}/standin/users/{user}")
+    status, body = _http("GET", f"{_standin(args)}/standin/users/{_user_path(args.user)}")
     if status == 404:
         raise Refused(f"HomeGraph (the stand-in) does not know {args.user!r}: link first (`google link`)")
     if status != 200:
@@ -229,17 +237,57 @@ def state(args: argparse.Namespace) -> int:
     return 0
 
 
+def shown_call(call: dict[str, Any], with_body: bool) -> dict[str, Any]:
+    """A recorded call as `google calls` prints it: ISO times, its duration, the devices it is about."""
+    from tools import home_page
+
+    at, finished = call.get("at"), call.get("finishedAt")
+    shown: dict[str, Any] = {
+        "seq": call.get("seq"),
+        "at": local_stack.iso_time(at),
+        "method": call.get("method"),
+        "agentUserId": call.get("agentUserId"),
+        "devices": home_page.device_ids_of(call),
+        "status": call.get("status"),
+        "outcome": home_page.outcome_of(call),
+        "ms": round((finished - at) * 1000) if isinstance(at, float) and isinstance(finished, float) else None,
+        "caller": call.get("caller"),
+    }
+    for optional in ("reason", "error", "fault"):
+        if call.get(optional) is not None:
+            shown[optional] = call[optional]
+    if with_body:
+        shown["request"] = call.get("request")
+        shown["response"] = call.get("response")
+    return shown
+
+
 def calls(args: argparse.Namespace) -> int:
     query_string = urllib.parse.urlencode({k: v for k, v in (("agentUserId", args.user), ("method", args.method)) if v})
     status, body = _http("GET", f"{_standin(args)}/standin/calls?{query_string}")
     if status != 200:
         raise Refused(f"the stand-in answered {status}: {body}")
-    shown = [
-        {k: call.get(k) for k in ("seq", "method", "agentUserId", "status", "caller", "reason", "at") if k in call}
-        for call in body["calls"][-args.last :]
-    ]
+    _print([shown_call(call, args.body) for call in body["calls"][-args.last :]])
+    return 0
+
+
+def notifications(args: argparse.Namespace) -> int:
+    query_string = urllib.parse.urlencode({"agentUserId": args.user} if args.user else {})
+    status, body = _http("GET", f"{_standin(args)}/standin/notifications?{query_string}")
+    if status != 200:
+        raise Refused(f"the stand-in answered {status}: {body}")
+    shown = [{**n, "at": local_stack.iso_time(n.get("at"))} for n in body["notifications"][-args.last :]]
     _print(shown)
     return 0
+
+
+def _needs_project_for_intents(args: argparse.Namespace) -> bool:
+    """Only a fulfillment given with its token needs neither the stack nor a project."""
+    return not (args.url and args.token)
+
+
+def _needs_project_for_reads(args: argparse.Namespace) -> bool:
+    return not args.homegraph
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -251,12 +299,20 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     def command(name: str, help_text: str, run: Any, *options: str) -> argparse.ArgumentParser:
         parser = acting.add_parser(name, help=help_text)
-        parser.add_argument("--user", required=True, help="agentUserId")
+        if "optional-user" in options:
+            parser.add_argument("--user", help="agentUserId (default: every user)")
+        else:
+            parser.add_argument("--user", help="agentUserId (default: the running local stack's demo user)")
+            parser.set_defaults(user_default=DEMO_USER)
         if "fulfillment" in options:
-            parser.add_argument("--url", help="the fulfillment URL (default: the local stack's)")
-            parser.add_argument("--token", help="an access token (default: one minted in the stack's Firestore)")
+            parser.add_argument("--url", help="another fulfillment's URL: requests go straight there")
+            parser.add_argument("--token", help="an access token of your own (requests go straight to the fulfillment)")
+            parser.set_defaults(uses_project=_needs_project_for_intents)
         if "homegraph" in options:
             parser.add_argument("--homegraph", help="the HomeGraph stand-in's URL (default: the local stack's)")
+            parser.set_defaults(uses_project=_needs_project_for_reads)
+        if "read" in options:
+            parser.set_defaults(unknown_user=NOTE)
         parser.set_defaults(run=run)
         return parser
 
@@ -267,13 +323,28 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     execute_parser.add_argument("--id", action="append", required=True, help="a device id; repeat for several")
     execute_parser.add_argument("--command", required=True, help="e.g. OnOff or action.devices.commands.OnOff")
     execute_parser.add_argument("--params", default="{}", help="the command's params as JSON, e.g. '{\"on\": true}'")
+    execute_parser.add_argument(
+        "--follow-up-token", help="Google's followUpToken for the command's follow-up response (put among its params)"
+    )
     challenge = execute_parser.add_mutually_exclusive_group()
     challenge.add_argument("--ack", action="store_true", help="answer an ackNeeded challenge")
     challenge.add_argument("--pin", help="answer a pinNeeded challenge")
     command("disconnect", "send action.devices.DISCONNECT", disconnect, "fulfillment")
     command("link", "the user links their account: the stand-in knows them and runs SYNC and QUERY", link, "homegraph")
-    state_parser = command("state", "what the HomeGraph stand-in holds for the user", state, "homegraph")
+    state_parser = command("state", "what the HomeGraph stand-in holds for the user", state, "homegraph", "read")
     state_parser.add_argument("--raw", action="store_true", help="the stand-in's record as it is")
-    calls_parser = command("calls", "the calls the HomeGraph stand-in received for the user", calls, "homegraph")
+    calls_parser = command(
+        "calls", "the calls the HomeGraph stand-in received and made", calls, "homegraph", "read", "optional-user"
+    )
     calls_parser.add_argument("--method", help="only these, e.g. requestSync, reportStateAndNotification")
     calls_parser.add_argument("--last", type=int, default=20, help="how many (default 20)")
+    calls_parser.add_argument("--body", action="store_true", help="with each call's request and answer")
+    notes = command(
+        "notifications",
+        "the notifications and follow-ups HomeGraph received",
+        notifications,
+        "homegraph",
+        "read",
+        "optional-user",
+    )
+    notes.add_argument("--last", type=int, default=20, help="how many (default 20)")

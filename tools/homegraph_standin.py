@@ -26,6 +26,11 @@ Everything is recorded: every call with its body, status and answer, the SYNC an
 reported state per user and device, and the notifications (deduplicated per eventId, as Google announces an
 event once). Faults (status codes, delays, a failure rate) can be injected for tests and benchmarks.
 
+It also acts as Google toward the fulfillment on request (`fulfill`: the `google ...` CLI and the page send their
+SYNC, QUERY, EXECUTE and DISCONNECT through it, so they are recorded with the rest and Google's view follows them),
+holds one access token per linked user like Google does (forgotten on DISCONNECT and unlink, a new one on link),
+and serves the Google Home page at / (tools/home_page.py): what Google holds per user, live, with controls.
+
 Control endpoints (not part of Google's API) live under /standin/: see `_ControlApi`. Python callers use the
 `StandIn` object directly (same data). Run alone with `python -m tools.homegraph_standin --help`.
 """
@@ -55,7 +60,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-TokenSource = Callable[[str], str]  # agentUserId -> bearer token for the fulfillment
+TokenSource = Callable[[str], str]  # agentUserId -> bearer token for the fulfillment (a `forget(user)` is optional)
+Listener = Callable[[dict[str, Any]], None]  # told of every recorded call, after it is recorded
 
 # google.rpc.Code names of the HTTP statuses Google answers with.
 STATUS_NAMES = {
@@ -92,6 +98,7 @@ REQUEST_SCHEMAS = {
 MAX_BODY_BYTES = 2_000_000
 SYNC_INTENT = "action.devices.SYNC"
 QUERY_INTENT = "action.devices.QUERY"
+DISCONNECT_INTENT = "action.devices.DISCONNECT"
 
 
 class GoogleError(Exception):
@@ -230,6 +237,21 @@ def _conform(schema: Mapping[str, Any], value: Any, where: str) -> Any:
     return value
 
 
+def _intent(intent: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    single: dict[str, Any] = {"intent": intent}
+    if payload is not None:
+        single["payload"] = dict(payload)
+    return {"requestId": str(uuid.uuid4()), "inputs": [single]}
+
+
+def intent_of(request: Any) -> str | None:
+    """The intent of a fulfillment request body (its first input's), or None."""
+    inputs = request.get("inputs") if isinstance(request, Mapping) else None
+    first = inputs[0] if isinstance(inputs, list) and inputs else None
+    intent = first.get("intent") if isinstance(first, dict) else None
+    return intent if isinstance(intent, str) else None
+
+
 # What the stand-in keeps per user.
 
 
@@ -317,6 +339,9 @@ class StaticTokens:
         except KeyError:
             raise LookupError(f"no token for {agent_user_id!r}") from None
 
+    def forget(self, agent_user_id: str | None = None) -> None:
+        """Tokens handed over stay: a test that hands one over decides when it goes."""
+
 
 class FirestoreTokenSource:
     """Mints access tokens the way account linking stores them (functions.core.tokens.issue), cached per user.
@@ -343,9 +368,14 @@ class FirestoreTokenSource:
             self._cache[agent_user_id] = (token, time.time() + self._ttl_s)
             return token
 
-    def forget(self) -> None:
+    def forget(self, agent_user_id: str | None = None) -> None:
+        """Drops the user's token (every user's without one): the next call mints a new one, as after a new
+        account linking. DISCONNECT deleted the old one in Firestore; keeping it would only get 401s."""
         with self._lock:
-            self._cache.clear()
+            if agent_user_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(agent_user_id, None)
 
 
 def _reportable_keys(device: Mapping[str, Any]) -> frozenset[str] | None:
@@ -397,6 +427,8 @@ class StandIn:
         self._in_flight = 0  # API calls being answered (a delayed one must not land in the next test's record)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.listeners: list[Listener] = []  # e.g. the local stack's terminal, one line per call
+        self._version = 0  # grows with every change the page shows (calls, states, links)
 
     # lifecycle
 
@@ -440,6 +472,7 @@ class StandIn:
             self._faults.clear()
             self._token_requests.clear()
             self._issued_tokens.clear()
+            self._changed_now()
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         """Waits until no call is being answered and no SYNC/QUERY round runs; False on timeout."""
@@ -471,6 +504,7 @@ class StandIn:
         `devices` (SYNC device objects) seeds what Google knows without asking the fulfillment. Returns False
         if the SYNC failed (see the fulfillment.SYNC record).
         """
+        self._forget_token(agent_user_id)  # a new linking: Google holds new tokens from now on
         with self._lock:
             user = self._users.setdefault(agent_user_id, UserRecord())
             user.linked = True
@@ -479,10 +513,12 @@ class StandIn:
                 device_id = str(device["id"])
                 user.devices[device_id] = copy.deepcopy(dict(device))
                 user.known_since[device_id] = now - self.sync_settle_s
+            self._changed_now()
         return self._sync_and_query(agent_user_id, reason="link") if sync else True
 
     def unlink(self, agent_user_id: str) -> bool:
-        """The user unlinks (or Google forgets them): every later call for them gets 404."""
+        """The user unlinks (or Google forgets them): every later call for them gets 404, and their token is gone."""
+        self._forget_token(agent_user_id)
         with self._lock:
             user = self._users.get(agent_user_id)
             if user is None or not user.linked:
@@ -491,7 +527,56 @@ class StandIn:
             user.devices.clear()
             user.known_since.clear()
             user.states.clear()
+            self._changed_now()
             return True
+
+    def users(self) -> list[str]:
+        """Every user Google knows of (linked or not any more), in the order they first appeared."""
+        with self._lock:
+            return list(self._users)
+
+    def sync_problem(self, agent_user_id: str) -> str | None:
+        """Why the user's last SYNC failed (from its record), or None if it succeeded or none ran."""
+        syncs = self.calls("fulfillment.SYNC", agent_user_id)
+        if not syncs:
+            return None
+        last = syncs[-1]
+        if last.get("error"):
+            return str(last["error"])
+        if last.get("status") != 200:
+            return f"the fulfillment answered {last.get('status')}: {json.dumps(last.get('response'))[:300]}"
+        payload = (last.get("response") or {}).get("payload") if isinstance(last.get("response"), dict) else None
+        if not isinstance(payload, dict) or payload.get("errorCode"):
+            return f"the fulfillment's SYNC answer has an error: {json.dumps(payload)[:300]}"
+        return None
+
+    def _forget_token(self, agent_user_id: str) -> None:
+        forget = getattr(self.token_source, "forget", None)
+        if callable(forget):
+            forget(agent_user_id)
+
+    # changes, for the page
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def _changed_now(self) -> None:
+        """Called with the lock held: something the page shows changed."""
+        self._version += 1
+        self._changed.notify_all()
+
+    def wait_for_change(self, after: int, timeout_s: float) -> int:
+        """Blocks until the version passes `after` (or the timeout); returns the version."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._version <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._version
 
     def user(self, agent_user_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -585,8 +670,15 @@ class StandIn:
         with self._changed:
             entry["seq"] = next(self._seq)
             self._calls.append(entry)
-            self._changed.notify_all()
-            return entry
+            self._changed_now()
+            listeners = list(self.listeners)
+            shown = copy.deepcopy(entry) if listeners else entry
+        for listener in listeners:
+            try:
+                listener(shown)
+            except Exception:  # a listener's failure is not the call's
+                log.exception("stand-in listener failed")
+        return entry
 
     # the API
 
@@ -805,59 +897,89 @@ class StandIn:
         with self._lock:
             user = self._users.setdefault(agent_user_id, UserRecord())
         with user.sync_lock:  # Google runs one SYNC of a user at a time
-            sync = self._call_fulfillment(agent_user_id, SYNC_INTENT, None, reason)
-            payload = sync.get("payload") if isinstance(sync, dict) else None
-            if (
-                not isinstance(payload, dict)
-                or payload.get("errorCode")
-                or not isinstance(payload.get("devices"), list)
-            ):
+            status, sync = self._send(agent_user_id, _intent(SYNC_INTENT), reason)
+            if status != 200 or not self._apply_sync(agent_user_id, user, sync):
                 return False
-            if payload.get("agentUserId") != agent_user_id:
-                log.warning("SYNC answered for another agentUserId", extra={"agentUserId": agent_user_id})
-                return False
-            now = time.time()
             with self._lock:
-                previous = user.known_since
-                user.devices = {str(d.get("id")): copy.deepcopy(d) for d in payload["devices"] if isinstance(d, dict)}
-                user.known_since = {d: previous.get(d, now) for d in user.devices}
-                user.states = {d: s for d, s in user.states.items() if d in user.devices}
-                user.syncs += 1
                 device_ids = list(user.devices)
             if device_ids:
-                query = self._call_fulfillment(
-                    agent_user_id, QUERY_INTENT, {"devices": [{"id": d} for d in device_ids]}, reason
-                )
-                answered = ((query or {}).get("payload") or {}).get("devices") if isinstance(query, dict) else None
-                if isinstance(answered, dict):
-                    with self._lock:
-                        for device_id, states in answered.items():
-                            if (
-                                device_id in user.devices
-                                and isinstance(states, dict)
-                                and states.get("status") != "ERROR"
-                            ):
-                                clean = {k: v for k, v in states.items() if k not in ("status", "errorCode")}
-                                user.states.setdefault(device_id, {}).update(clean)
+                query = _intent(QUERY_INTENT, {"devices": [{"id": d} for d in device_ids]})
+                status, answer = self._send(agent_user_id, query, reason)
+                if status == 200:
+                    self._apply_query(user, answer)
             return True
 
-    def _call_fulfillment(self, agent_user_id: str, intent: str, payload: Mapping[str, Any] | None, reason: str) -> Any:
-        request_id = str(uuid.uuid4())
-        single: dict[str, Any] = {"intent": intent}
-        if payload is not None:
-            single["payload"] = dict(payload)
-        body = {"requestId": request_id, "inputs": [single]}
+    def _apply_sync(self, agent_user_id: str, user: UserRecord, answer: Any) -> bool:
+        """What Google keeps of a SYNC answer: the devices (states of devices gone are dropped); False if the
+        answer is not a usable SYNC answer for this user."""
+        payload = answer.get("payload") if isinstance(answer, dict) else None
+        if not isinstance(payload, dict) or payload.get("errorCode") or not isinstance(payload.get("devices"), list):
+            return False
+        if payload.get("agentUserId") != agent_user_id:
+            log.warning("SYNC answered for another agentUserId", extra={"agentUserId": agent_user_id})
+            return False
+        now = time.time()
+        with self._lock:
+            previous = user.known_since
+            user.devices = {str(d.get("id")): copy.deepcopy(d) for d in payload["devices"] if isinstance(d, dict)}
+            user.known_since = {d: previous.get(d, now) for d in user.devices}
+            user.states = {d: s for d, s in user.states.items() if d in user.devices}
+            user.syncs += 1
+            self._changed_now()
+        return True
+
+    def _apply_query(self, user: UserRecord, answer: Any) -> None:
+        answered = ((answer or {}).get("payload") or {}).get("devices") if isinstance(answer, dict) else None
+        if not isinstance(answered, dict):
+            return
+        with self._lock:
+            for device_id, states in answered.items():
+                if device_id in user.devices and isinstance(states, dict) and states.get("status") != "ERROR":
+                    clean = {k: v for k, v in states.items() if k not in ("status", "errorCode")}
+                    user.states.setdefault(device_id, {}).update(clean)
+            self._changed_now()
+
+    def fulfill(self, agent_user_id: str, request: Mapping[str, Any], caller: str = "cli") -> tuple[int | None, Any]:
+        """Sends one intent request to the fulfillment as Google, with the user's token (the `google` CLI and the
+        page go through here); returns (HTTP status, answer), or (None, why) when it did not answer. Google's view
+        follows the answer: a SYNC replaces the user's devices, a QUERY updates their states, a DISCONNECT
+        unlinks the user (and the token goes with it)."""
+        intent = intent_of(request)
+        if intent == SYNC_INTENT:
+            with self._lock:
+                user = self._users.get(agent_user_id)
+            if user is not None and user.linked:
+                with user.sync_lock:
+                    status, answer = self._send(agent_user_id, request, None, caller)
+                    if status == 200:
+                        self._apply_sync(agent_user_id, user, answer)
+                return status, answer
+        status, answer = self._send(agent_user_id, request, None, caller)
+        with self._lock:
+            user = self._users.get(agent_user_id)
+        if status == 200 and intent == QUERY_INTENT and user is not None and user.linked:
+            self._apply_query(user, answer)
+        if intent == DISCONNECT_INTENT and status == 200:
+            self.unlink(agent_user_id)
+        return status, answer
+
+    def _send(
+        self, agent_user_id: str, body: Mapping[str, Any], reason: str | None, caller: str = "standin"
+    ) -> tuple[int | None, Any]:
+        """POSTs `body` to the fulfillment with the user's token and records the call; (status or None, answer)."""
+        intent = intent_of(body) or "?"
         entry: dict[str, Any] = {
             "method": "fulfillment." + intent.rsplit(".", 1)[-1],
             "httpMethod": "POST",
             "path": self.fulfillment_url,
             "agentUserId": agent_user_id,
-            "request": body,
-            "caller": "standin",
+            "request": copy.deepcopy(dict(body)),
+            "caller": caller,
             "reason": reason,
             "at": time.time(),
         }
         answer: Any = None
+        status: int | None = None
         try:
             if not self.fulfillment_url or self.token_source is None:
                 raise LookupError("no fulfillment URL or token source configured")
@@ -879,13 +1001,16 @@ class StandIn:
             except ValueError:
                 answer = text.decode("utf-8", "replace")
             entry["response"] = answer
-            if status != 200:
-                answer = None
+            if status == 401:
+                # The token is no longer valid (revoked by a DISCONNECT Google did not see): the next call gets a
+                # new one, as Google would refresh it.
+                self._forget_token(agent_user_id)
         except (LookupError, OSError) as problem:
             entry.update(status=None, response=None, error=str(problem))
+            answer = str(problem)
         entry["finishedAt"] = time.time()
         self._record(entry)
-        return answer
+        return status, answer
 
     # OAuth token endpoint (service-account JWT bearer grant), so tests can run the client with real ADC.
 
@@ -927,11 +1052,16 @@ class _ControlApi:
     """The stand-in's own endpoints, for tests, benchmarks and the CLI (JSON in and out):
 
     GET    /standin/calls?method=M&agentUserId=U&since=SEQ   {"calls": [...]}
+    GET    /standin/users                                      {"users": [agentUserId, ...]} (linked or not)
     GET    /standin/users/U                                    the user: linked, devices, states, syncs
     GET    /standin/users/U/states                             {"devices": {id: states}}
     GET    /standin/notifications?agentUserId=U                {"notifications": [...]}
-    POST   /standin/users/U:link     {"sync": true, "devices": [...]}   the user links (Google runs SYNC)
+    POST   /standin/users/U:link     {"sync": true, "devices": [...]}   the user links (Google runs SYNC); with
+                                                               "syncProblem" when that SYNC failed
     POST   /standin/users/U:unlink                             the user unlinks
+    POST   /standin/users/U:fulfill  {"request": {...}, "caller"}   Google sends the intent request to the
+                                                               fulfillment: {"status", "response"}
+    GET    /standin/version?after=N&timeoutS=T                 {"version"}: at once if past N, else once it is
     GET    /standin/faults  PUT /standin/faults {"faults": [...]}  DELETE /standin/faults
     PUT    /standin/config  {"fulfillmentUrl", "syncSettleS", "autoLink"}
     POST   /standin/reset                                      forgets users, records and faults
@@ -954,6 +1084,12 @@ class _ControlApi:
             return query.get(name, [None])[0]
 
         route = (http_method, path)
+        if route == ("GET", "/standin/version"):
+            after = int(arg("after") or -1)
+            timeout_s = min(max(float(arg("timeoutS") or 0), 0.0), 60.0)
+            return 200, {"version": standin.wait_for_change(after, timeout_s)}
+        if route == ("GET", "/standin/users"):
+            return 200, {"users": standin.users()}
         if route == ("GET", "/standin/calls"):
             since = int(arg("since") or 0)
             return 200, {"calls": standin.calls(arg("method"), arg("agentUserId"), since)}
@@ -1009,9 +1145,18 @@ class _ControlApi:
                     return 400, {"error": "devices must be a list of SYNC device objects"}
                 agent_user_id = rest[: -len(":link")]
                 synced = standin.link(agent_user_id, sync=bool(body.get("sync", True)), devices=devices)
-                return 200, {**(standin.user(agent_user_id) or {}), "synced": synced}
+                linked: dict[str, Any] = {**(standin.user(agent_user_id) or {}), "synced": synced}
+                if not synced:
+                    linked["syncProblem"] = standin.sync_problem(agent_user_id)
+                return 200, linked
             if http_method == "POST" and rest.endswith(":unlink"):
                 return 200, {"unlinked": standin.unlink(rest[: -len(":unlink")])}
+            if http_method == "POST" and rest.endswith(":fulfill"):
+                request = body.get("request")
+                if not isinstance(request, dict) or intent_of(request) is None:
+                    return 400, {"error": "request must be a fulfillment request body (requestId, inputs)"}
+                status, answer = standin.fulfill(rest[: -len(":fulfill")], request, str(body.get("caller") or "cli"))
+                return 200, {"status": status, "response": answer}
         return 404, {"error": f"no control endpoint {http_method} {path}"}
 
 
@@ -1030,6 +1175,9 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             parts = urllib.parse.urlsplit(self.path)
             path = parts.path
+            if path in ("/", "/index.html", "/favicon.ico") or path.startswith("/page/"):
+                self._serve_page(http_method, path, raw)
+                return
             try:
                 if path.startswith("/standin/"):
                     status, body = control.handle(http_method, path, urllib.parse.parse_qs(parts.query), raw)
@@ -1044,11 +1192,23 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
                 status, body = 500, GoogleError(500).body()
             self._answer(status, body)
 
-        def _answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
+        def _serve_page(self, http_method: str, path: str, raw: bytes) -> None:
+            from tools import home_page
+
+            try:
+                served = home_page.serve(standin, http_method, path, raw)
+            except Exception:  # a bug of the page: say so, keep serving
+                log.exception("the Google Home page failed")
+                served = 500, "text/plain; charset=utf-8", b"the page failed; see the stand-in's log"
+            status, content_type, data = served or (404, "text/plain; charset=utf-8", b"no such page")
+            self._answer(status, data, content_type)
+
+        def _answer(self, status: int, body: Any, content_type: str = "application/json; charset=UTF-8") -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Type", content_type)
+                self.send_header("Cache-Control", "no-store")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -35,19 +35,26 @@ def subscriber() -> Any:
     return pubsub_v1.SubscriberClient()
 
 
-def create_topic(project: str, topic: str) -> str:
+def create_topic(project: str, topic: str, client: Any = None) -> str:
+    """The topic (kept if it exists); `client`: a publisher to reuse (each new one costs a gRPC channel)."""
     from google.api_core import exceptions as google_errors
 
     path = f"projects/{project}/topics/{topic}"
     with contextlib.suppress(google_errors.AlreadyExists):
-        publisher().create_topic(name=path)
+        (client or publisher()).create_topic(name=path)
     return path
 
 
 def create_subscription(
-    project: str, topic: str, name: str, push_endpoint: str | None = None, ack_deadline_s: int = 60
+    project: str,
+    topic: str,
+    name: str,
+    push_endpoint: str | None = None,
+    ack_deadline_s: int = 60,
+    client: Any = None,
 ) -> str:
-    """A pull subscription, or a push one to `push_endpoint` (Pub/Sub's wrapped push format)."""
+    """A pull subscription, or a push one to `push_endpoint` (Pub/Sub's wrapped push format); `client`: a
+    subscriber to reuse."""
     path = f"projects/{project}/subscriptions/{name}"
     request: dict[str, Any] = {
         "name": path,
@@ -56,7 +63,7 @@ def create_subscription(
     }
     if push_endpoint:
         request["push_config"] = {"push_endpoint": push_endpoint}
-    subscriber().create_subscription(request=request)
+    (client or subscriber()).create_subscription(request=request)
     return path
 
 

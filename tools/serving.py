@@ -61,6 +61,23 @@ def start_function(
     timeout_s: float = 60,
 ) -> FunctionProcess:
     """Runs `target` of main.py under functions-framework in its own process; returns once it answers HTTP."""
+    served = launch_function(target, env, signature=signature, host=host, port=port, log_path=log_path)
+    return wait_until_serving(served, timeout_s)
+
+
+def launch_function(
+    target: str,
+    env: Mapping[str, str],
+    *,
+    signature: str = "http",
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> FunctionProcess:
+    """Starts the process and returns at once, so several start together (`wait_until_serving` waits for one).
+
+    The process ends with this one (emulators.guarded), and is the leader of its own process group.
+    """
     port = port or emulators.free_port(host)
     command = [
         sys.executable,
@@ -74,13 +91,22 @@ def start_function(
     ]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child process
     process = subprocess.Popen(
-        command, cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        emulators.guarded(command),
+        cwd=ROOT,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    served = FunctionProcess(target, f"http://{host}:{port}", process, log_path)
+    return FunctionProcess(target, f"http://{host}:{port}", process, log_path)
+
+
+def wait_until_serving(served: FunctionProcess, timeout_s: float = 60) -> FunctionProcess:
+    """Returns once the function answers HTTP; stops it and raises RuntimeError if it exits or stays silent."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{target} exited with {process.returncode}; see {log_path}")
+        if served.process.poll() is not None:
+            raise RuntimeError(f"{served.target} exited with {served.process.returncode}; see {served.log_path}")
         try:
             with urllib.request.urlopen(served.url + "/", timeout=1):  # noqa: S310 - our own loopback server
                 return served
@@ -89,4 +115,4 @@ def start_function(
         except OSError:
             time.sleep(0.05)
     served.stop()
-    raise RuntimeError(f"{target} did not answer at {served.url} within {timeout_s:.0f} s")
+    raise RuntimeError(f"{served.target} did not answer at {served.url} within {timeout_s:.0f} s")

@@ -24,7 +24,7 @@ PLUG = {
 
 
 def test_add_list_rename_remove(firestore_db: Any) -> None:
-    added = run_cli("devices", "add", "--user", "u1", "--file", "-", stdin=json.dumps([PLUG]))
+    added = run_cli("devices", "add", "--user", "u1", "--create", "--file", "-", stdin=json.dumps([PLUG]))
     assert added.code == 0, added.stderr
     assert added.json() == {"added": ["plug-1"]}
 

@@ -139,7 +139,7 @@ def test_every_device_type_is_accepted_with_its_required_and_recommended_traits(
         devices.append(device_for_type(name, required or recommended[:1] or ["OnOff"], f"{short}-required"))
         devices.append(device_for_type(name, list(dict.fromkeys(required + recommended)), f"{short}-recommended"))
 
-    done = run_cli("devices", "add", "--user", "maker", "--file", "-", stdin=json.dumps(devices))
+    done = run_cli("devices", "add", "--user", "maker", "--create", "--file", "-", stdin=json.dumps(devices))
     assert done.code == 0, done.stderr
     assert sorted(done.json()["added"]) == sorted(d["id"] for d in devices)
 

@@ -98,7 +98,7 @@ class Stack:
 
     def add(self, user: str, *devices: dict[str, Any], replace: bool = False) -> None:
         extra = ["--replace"] if replace else []
-        self.cli("devices", "add", "--user", user, "--file", "-", *extra, stdin=json.dumps(list(devices)))
+        self.cli("devices", "add", "--user", user, "--create", "--file", "-", *extra, stdin=json.dumps(list(devices)))
 
     def settle(self) -> None:
         """Until every event is delivered (retries included) and Google's SYNC/QUERY rounds are over."""
@@ -362,7 +362,7 @@ def test_a_redelivered_event_causes_no_extra_call(stack: Stack) -> None:
 
 def test_404_marks_the_user_unlinked_and_stops_calls_until_they_link_again(stack: Stack) -> None:
     user = unique("forgotten")
-    stack.cli("token", "issue", "--user", user)  # linked here, unknown to Google
+    stack.cli("token", "issue", "--user", user, "--create")  # linked here, unknown to Google
     stack.add(user, LAMP)
     stack.settle()
     [call] = stack.request_syncs(user)

@@ -1,7 +1,7 @@
-"""The README's architecture tree matches the code: it lists no path that does not exist, and every module under
-functions/ is in it.
+"""The architecture tree (docs/architecture.md, linked from the README) matches the code: it lists no path that does
+not exist, and every module under functions/ is in it.
 
-The tree is the ```text block that follows the README comment naming this file. Its lines are a path (indented two
+The tree is the ```text block that follows the page's comment naming this file. Its lines are a path (indented two
 spaces a folder level; a folder ends with `/`) and what it is; a line of bare file names lists files of the folder
 above it; a package's `__init__.py` is described on its folder's line, so a listed folder counts as listing it.
 """
@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
+README = ROOT / "docs" / "architecture.md"  # the README's Architecture section links to it
 MARKER = "tests/unit/test_readme_architecture.py"
 INDENT = 2
 FILE_NAME = re.compile(r"[\w-]+\.\w+")
@@ -22,9 +22,9 @@ TREE = re.compile(r"<!--(?:(?!-->).)*" + re.escape(MARKER) + r"(?:(?!-->).)*-->\
 
 
 def tree_block(readme: str) -> str:
-    """The ```text block right after the README comment that names this test."""
+    """The ```text block right after the comment that names this test."""
     found = TREE.search(readme)
-    assert found is not None, f"no ```text block right after a README comment naming {MARKER}"
+    assert found is not None, f"no ```text block right after a comment naming {MARKER} in {README}"
     return found.group(1)
 
 
