@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("fulfillment", "load", "request_sync", "report_state", "faults")
+BENCHMARKS = ("fulfillment", "webhook", "load", "request_sync", "report_state", "faults")
 
 
 def main(argv: list[str]) -> int:

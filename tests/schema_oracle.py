@@ -30,6 +30,14 @@ EXECUTE_RESULT_EXTENSIONS = {
         "required": ["type"],
     }
 }
+# Matter deduplication: a device that is also on Matter sends these three strings in SYNC (with roomHint), so
+# that Google shows it once. The 2021 schemas forbid any other field of a SYNC device (additionalProperties: false);
+# exactly these three are allowed in addition. https://developers.home.google.com/matter/device-deduplication
+SYNC_DEVICE_EXTENSIONS = {
+    "matterUniqueId": {"type": "string", "minLength": 1, "maxLength": 32},
+    "matterOriginalVendorId": {"type": "string", "pattern": "^0x[0-9A-Fa-f]{1,4}$"},
+    "matterOriginalProductId": {"type": "string", "pattern": "^0x[0-9A-Fa-f]{1,4}$"},
+}
 # Global (request-level) error codes of Google's fulfillment documentation, beside the device codes of
 # platform/errors.schema.json.
 GLOBAL_ERROR_CODES = frozenset(
@@ -118,6 +126,10 @@ class Oracle:
             schema = json.loads(json.dumps(schema))
             item = schema["properties"]["payload"]["properties"]["commands"]["items"]
             item["properties"].update(EXECUTE_RESULT_EXTENSIONS)
+        if intent == "sync" and part == "response":
+            schema = json.loads(json.dumps(schema))
+            device = schema["properties"]["payload"]["properties"]["devices"]["items"]
+            device["properties"].update(SYNC_DEVICE_EXTENSIONS)
         return schema
 
     @cache  # noqa: B019
@@ -172,6 +184,11 @@ class Oracle:
 
     def assert_sync_device(self, device: dict[str, Any]) -> None:
         assert device["type"] in self.device_types(), f"unknown type {device['type']}"
+        matter = [name for name in SYNC_DEVICE_EXTENSIONS if name in device]
+        if matter:
+            # Google deduplicates by all three, in a room (the page named at SYNC_DEVICE_EXTENSIONS).
+            assert len(matter) == len(SYNC_DEVICE_EXTENSIONS), f"{device['id']}: only {matter} of the Matter fields"
+            assert device.get("roomHint"), f"{device['id']}: Matter fields without roomHint"
         for trait_name in device["traits"]:
             short = trait_name.rsplit(".", 1)[-1]
             schemas = self.trait(short)

@@ -298,6 +298,7 @@ def test_a_pubsub_device_gets_the_command_without_the_token() -> None:
         "command": "action.devices.commands.LockUnlock",
         "params": {"lock": False},
         "issuedAt": format_time_ms(NOW),
+        "expectsResult": True,
     }
     assert "google-token" not in data.decode()
 

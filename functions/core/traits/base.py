@@ -59,13 +59,19 @@ class Command:
     name: str  # full name, e.g. action.devices.commands.OnOff
     params_schema: JsonSchema
     handler: Handler
+    # The device takes its time (a lock's bolt, a door, a dishwasher's cycle): a device cloud answers it PENDING
+    # and reports the final state later (Google's guidance of 2026-08-12, see `Trait.is_long_running`).
+    long_running: bool = False
 
 
-def command(short_name: str, params: JsonSchema | None = None) -> Callable[[Handler], Handler]:
+def command(
+    short_name: str, params: JsonSchema | None = None, *, long_running: bool = False
+) -> Callable[[Handler], Handler]:
     """Marks a trait method as the handler of `action.devices.commands.<short_name>`."""
 
     def mark(handler: Handler) -> Handler:
-        handler._command = Command(COMMAND_PREFIX + short_name, params or obj(), handler)  # type: ignore[attr-defined]
+        spec = Command(COMMAND_PREFIX + short_name, params or obj(), handler, long_running)
+        handler._command = spec  # type: ignore[attr-defined]
         return handler
 
     return mark
@@ -97,6 +103,15 @@ class Trait:
     @classmethod
     def full_name(cls) -> str:
         return TRAIT_PREFIX + cls.name
+
+    @classmethod
+    def is_long_running(cls, command_name: str) -> bool:
+        """Whether `command_name` (full name) is one the device completes later: for a device whose own cloud
+        carries out its commands (backend "pubsub" or "webhook") it answers PENDING, and the state changes when the
+        device reports it. Google's Cloud-to-cloud release notes of 2026-08-12 name opening/closing, locking,
+        starting/stopping, cooking, dispensing and docking; network speed tests complete later by their nature."""
+        spec = cls.commands.get(command_name)
+        return spec is not None and spec.long_running
 
     # Attributes
 

@@ -166,6 +166,7 @@ class Cook(Trait):
             },
             required=("start",),
         ),
+        long_running=True,
     )
     def cook(self, ctx: CommandContext) -> Effect:
         modes: list[str] = list(ctx.attributes.get("supportedCookingModes") or ())

@@ -186,6 +186,7 @@ class Dispense(Trait):
                 },
             },
         ),
+        long_running=True,
     )
     def dispense(self, ctx: CommandContext) -> Effect:
         if "presetName" in ctx.params:

@@ -20,7 +20,7 @@ class Dock(Trait):
         # Google expects isDocked in every report; a device is not taken to be docked until it says so.
         return {"isDocked": False}
 
-    @command("Dock", params=obj())
+    @command("Dock", params=obj(), long_running=True)
     def dock(self, ctx: CommandContext) -> dict[str, Any]:
         # Google defines no error for docking a docked device: docking again is simply done.
         return {"isDocked": True}

@@ -79,7 +79,9 @@ class LockUnlock(Trait):
             return {**merged, "isJammed": False}
         return {key: value for key, value in merged.items() if key != "isLocked"}
 
-    @command("LockUnlock", params=obj({"lock": BOOLEAN, "followUpToken": STRING}, required=("lock",)))
+    @command(
+        "LockUnlock", params=obj({"lock": BOOLEAN, "followUpToken": STRING}, required=("lock",)), long_running=True
+    )
     def lock_unlock(self, ctx: CommandContext) -> Effect:
         lock = ctx.params["lock"]
         if ctx.state.get("isJammed") is True:

@@ -144,6 +144,7 @@ class NetworkControl(Trait):
             {"testDownloadSpeed": BOOLEAN, "testUploadSpeed": BOOLEAN},
             required=("testDownloadSpeed", "testUploadSpeed"),
         ),
+        long_running=True,
     )
     def test_network_speed(self, ctx: CommandContext) -> Effect:
         download = ctx.params["testDownloadSpeed"] and ctx.attributes.get("supportsNetworkDownloadSpeedTest") is True

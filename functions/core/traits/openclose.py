@@ -140,6 +140,7 @@ class OpenClose(Trait):
             {"openPercent": number(), "openDirection": DIRECTION, "followUpToken": STRING},
             required=("openPercent",),
         ),
+        long_running=True,
     )
     def open_close(self, ctx: CommandContext) -> Effect:
         target = ctx.params["openPercent"]
@@ -152,6 +153,7 @@ class OpenClose(Trait):
             {"openRelativePercent": number(-100, 100), "openDirection": DIRECTION},
             required=("openRelativePercent",),
         ),
+        long_running=True,
     )
     def open_close_relative(self, ctx: CommandContext) -> Effect:
         delta = ctx.params["openRelativePercent"]

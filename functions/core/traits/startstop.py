@@ -38,6 +38,7 @@ class StartStop(Trait):
     @command(
         "StartStop",
         params=obj({"start": BOOLEAN, "zone": STRING, "multipleZones": array(STRING)}, required=("start",)),
+        long_running=True,
     )
     def start_stop(self, ctx: CommandContext) -> dict[str, Any]:
         requested = list(ctx.params.get("multipleZones") or [])
