@@ -17,11 +17,11 @@ up: setup
 	$(PY) -m tools.stack $(STACK_FLAGS)
 
 lint: setup
-	$(PY) -m ruff check functions tools tests bench main.py
-	$(PY) -m ruff format --check functions tools tests bench main.py
+	$(PY) -m ruff check functions tools devicecloud tests bench main.py
+	$(PY) -m ruff format --check functions tools devicecloud tests bench main.py
 
 typecheck: setup
-	$(PY) -m mypy functions tools bench main.py
+	$(PY) -m mypy functions tools devicecloud bench main.py
 
 pytest: setup
 	$(PY) -m pytest
