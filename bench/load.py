@@ -1,35 +1,33 @@
-"""Load: the fulfillment under concurrent QUERY/EXECUTE traffic from a second process, on loopback only.
+"""Load, like for like: main.py's fulfillment and the bare plain-client app (bench/bare_app.py) under the same
+concurrent QUERY/EXECUTE traffic, on loopback, one after the other in interleaved phases (A B, then B A, ...).
 
-The fulfillment runs under functions-framework (gunicorn, as Cloud Run runs it) in its own process on the Firestore
-emulator; this process drives it with N concurrent clients for a bounded time, then drives the bare Firestore client
-with the same concurrency doing the minimum I/O of each request (get_all; get_all + one batch commit), so both
-sets of figures come from the same run on the same machine.
+Both are served the same way (bench/servers.py: functions-framework's gunicorn, one worker, THREADS threads) on one
+Firestore emulator, with the token cache off (both read the token). Client i plays user i: its requests are 50 %
+QUERY and 50 % EXECUTE (BrightnessAbsolute) of 3 of the user's 10 lights, one request after the other on a kept-alive
+connection, so that no two clients write the same device. Each side has its own users with the same documents.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bench.fulfillment import light
+from bench.common import Paired, report
+from bench.fulfillment import answered, light
+from bench.servers import BARE, OURS, THREADS, Call, Server, environment, post
 from tools import emulators
 from tools.google import execute_request, execution, query_request
 
-ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "demo-smart-home-load"
-USERS = 20
 DEVICES_PER_USER = 10
+SIDES = ("ours", "bare")
 
 
 @dataclass
@@ -86,42 +84,6 @@ def drive(clients: int, duration_s: float, request: Callable[[int, random.Random
     return tally.summary(time.monotonic() - started)
 
 
-class Server:
-    """The fulfillment in its own functions-framework process."""
-
-    def __init__(self, env: dict[str, str], threads: int) -> None:
-        self.port = emulators.free_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target=fulfillment",
-                f"--source={ROOT / 'main.py'}",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-            ],
-            cwd=ROOT,
-            # As many request threads as clients, like a Cloud Run instance with that concurrency.
-            env={**env, "GUNICORN_LOG_LEVEL": "error", "THREADS": str(threads)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).request("GET", "/")
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the fulfillment did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
-
-
 def emulator_client(address: str, project: str) -> Any:
     """A Firestore client of its own on the given emulator, leaving the process environment as it was."""
     from google.cloud import firestore
@@ -137,16 +99,37 @@ def emulator_client(address: str, project: str) -> Any:
             os.environ["FIRESTORE_EMULATOR_HOST"] = saved
 
 
+def _requester(server: Server, user_tokens: list[str]) -> Callable[[int, random.Random], str | None]:
+    local = threading.local()
+
+    def request(index: int, rng: random.Random) -> str | None:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        ids = [f"light-{i}" for i in rng.sample(range(DEVICES_PER_USER), 3)]
+        if rng.random() < 0.5:
+            body = query_request(ids)
+        else:
+            body = execute_request([(ids, [execution("BrightnessAbsolute", {"brightness": rng.randint(1, 100)})])])
+        status, answer = post(local.connection, Call(body, user_tokens[index], answered))
+        return None if answered(status, answer) else f"HTTP {status}: {str(answer)[:200]}"
+
+    return request
+
+
 def run(
-    clients: int = 20, duration_s: float = 10.0, emulator_address: str | None = None, project: str = PROJECT
+    clients: int = 20,
+    duration_s: float = 20.0,
+    emulator_address: str | None = None,
+    project: str = PROJECT,
+    pairs: int = 2,
 ) -> dict[str, Any]:
-    """Runs the load on the given Firestore emulator (or one of its own) and returns both sets of figures."""
+    """`pairs` of phases (ours then bare, then bare then ours, ...), each side `duration_s` in all, on the given
+    Firestore emulator (or one of its own); both sides' figures per phase and over all of their phases."""
     emulator = None
     if emulator_address is None:
         emulator = emulators.start_firestore(project)
         emulator_address = emulator.address
-    env = {**os.environ, "FIRESTORE_EMULATOR_HOST": emulator_address, "GOOGLE_CLOUD_PROJECT": project}
-    server = None
+    servers: dict[str, Server] = {}
     try:
         from functions.core import tokens
         from functions.fulfillment.store import FirestoreDeviceRegistry
@@ -155,77 +138,98 @@ def run(
 
         db = emulator_client(emulator_address, project)
         now = int(time.time() * 1000)
-        user_tokens = {}
-        for user in range(USERS):
-            devices = validated_devices([light(i) for i in range(DEVICES_PER_USER)])
-            FirestoreDeviceRegistry(db).add(f"user-{user}", devices)
-            user_tokens[user] = tokens.issue(FirestoreTokenStore(db), tokens.ACCESS, f"user-{user}", 3600, now)
-        server = Server(env, clients)
-        local = threading.local()
-
-        def fulfillment_request(index: int, rng: random.Random) -> str | None:
-            if not hasattr(local, "connection"):
-                local.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            user = rng.randrange(USERS)
-            ids = [f"light-{i}" for i in rng.sample(range(DEVICES_PER_USER), 3)]
-            if rng.random() < 0.5:
-                body = query_request(ids)
-            else:
-                body = execute_request([(ids, [execution("BrightnessAbsolute", {"brightness": rng.randint(1, 100)})])])
-            local.connection.request(
-                "POST",
-                "/",
-                json.dumps(body),
-                {"Authorization": f"Bearer {user_tokens[user]}", "Content-Type": "application/json"},
-            )
-            response = local.connection.getresponse()
-            answer = json.loads(response.read())
-            if response.status != 200:
-                return f"HTTP {response.status}"
-            if "commands" in answer["payload"]:
-                failed = [c for c in answer["payload"]["commands"] if c["status"] != "SUCCESS"]
-                return f"EXECUTE {failed}" if failed else None
-            failed = [d for d in answer["payload"]["devices"].values() if d["status"] != "SUCCESS"]
-            return f"QUERY {failed}" if failed else None
-
-        def bare_request(index: int, rng: random.Random) -> str | None:
-            user = rng.randrange(USERS)
-            devices = db.collection("users").document(f"user-{user}").collection("devices")
-            refs = [devices.document(f"light-{i}") for i in rng.sample(range(DEVICES_PER_USER), 3)]
-            snapshots = list(db.get_all(refs))
-            if rng.random() >= 0.5:
-                batch = db.batch()
-                level = rng.randint(1, 100)
-                for snap in snapshots:
-                    batch.update(snap.reference, {"state": {**snap.get("state"), "brightness": level}})
-                batch.commit()
-            return None
-
-        ours = drive(clients, duration_s, fulfillment_request)
-        bare = drive(clients, duration_s, bare_request)
-        return {"clients": clients, "duration_s": duration_s, "fulfillment": ours, "bare_firestore": bare}
+        user_tokens: dict[str, list[str]] = {side: [] for side in SIDES}
+        for side in SIDES:
+            for user in range(clients):
+                devices = validated_devices([light(i) for i in range(DEVICES_PER_USER)])
+                FirestoreDeviceRegistry(db).add(f"{side}-{user}", devices)
+                user_tokens[side].append(
+                    tokens.issue(FirestoreTokenStore(db), tokens.ACCESS, f"{side}-{user}", 3600, now)
+                )
+        env = environment(emulator_address, project, {"TOKEN_CACHE_SECONDS": "0"})
+        sources = {"ours": OURS, "bare": BARE}
+        for side in SIDES:
+            probe = Call(query_request(["light-0"]), user_tokens[side][0], answered)
+            servers[side] = Server.spawn(sources[side], env, probe)
+        phase_s = duration_s / pairs
+        phases: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+        tallies = {side: _requester(servers[side], user_tokens[side]) for side in SIDES}
+        for index in range(pairs):
+            for side in SIDES if index % 2 == 0 else SIDES[::-1]:
+                before = servers[side].cpu_seconds()
+                phase = drive(clients, phase_s, tallies[side])
+                phase["cpu_per_request_ms"] = (servers[side].cpu_seconds() - before) * 1000 / max(1, phase["requests"])
+                phases[side].append(phase)
+        return {
+            "clients": clients,
+            "duration_s": duration_s,
+            "pairs": pairs,
+            "threads": THREADS,
+            "fulfillment": _overall(phases["ours"]),
+            "bare": _overall(phases["bare"]),
+            "phases": phases,
+        }
     finally:
-        if server is not None:
+        for server in servers.values():
             server.stop()
         if emulator is not None:
             emulator.stop()
 
 
+def _overall(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """All phases of one side together: sums, and the medians of the phases' percentiles."""
+    return {
+        "requests": sum(p["requests"] for p in phases),
+        "errors": sum(p["errors"] for p in phases),
+        "throughput_rps": statistics.median(p["throughput_rps"] for p in phases),
+        "p50_ms": statistics.median(p["p50_ms"] for p in phases),
+        "p99_ms": statistics.median(p["p99_ms"] for p in phases),
+        "first_errors": [e for p in phases for e in p["first_errors"]][:3],
+    }
+
+
 def main() -> None:
     clients = int(os.environ.get("LOAD_CLIENTS", "20"))
-    duration = float(os.environ.get("LOAD_SECONDS", "20"))
-    result = run(clients, duration)
-    print(f"\nload: {clients} concurrent clients, {duration:.0f} s each, 50 % QUERY / 50 % EXECUTE of 3 devices")
-    print(f"{'':<16} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    for name in ("fulfillment", "bare_firestore"):
-        row = result[name]
-        print(
-            f"{name:<16} {row['requests']:>9} {row['errors']:>7} {row['throughput_rps']:>8.1f} "
-            f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['p99_ms']:>8.1f}"
-        )
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "load.json").write_text(json.dumps(result, indent=2))
+    duration = float(os.environ.get("LOAD_SECONDS", "60"))
+    pairs = int(os.environ.get("LOAD_PAIRS", "6"))
+    result = run(clients, duration, pairs=pairs)
+    ours, bare = result["phases"]["ours"], result["phases"]["bare"]
+    cpu = (
+        statistics.median(p["cpu_per_request_ms"] for p in ours) / 1000,
+        statistics.median(p["cpu_per_request_ms"] for p in bare) / 1000,
+    )
+    figures = [
+        Paired(
+            f"{clients} clients: requests/s",
+            [p["throughput_rps"] for p in ours],
+            [p["throughput_rps"] for p in bare],
+            1.0,
+            unit="req/s",
+            higher_is_better=True,
+            cpu=cpu,
+        ),
+        Paired(
+            f"{clients} clients: p50 latency",
+            [p["p50_ms"] / 1000 for p in ours],
+            [p["p50_ms"] / 1000 for p in bare],
+            None,
+        ),
+        Paired(
+            f"{clients} clients: p99 latency",
+            [p["p99_ms"] / 1000 for p in ours],
+            [p["p99_ms"] / 1000 for p in bare],
+            1.0,
+        ),
+    ]
+    print(
+        f"\nload: {clients} concurrent clients, {pairs} phase pairs of {duration / pairs:.0f} s per side, "
+        f"50 % QUERY / 50 % EXECUTE of 3 devices, {THREADS} server threads, token cache off"
+    )
+    for side, name in (("fulfillment", "ours"), ("bare", "bare")):
+        row = result[side]
+        print(f"  {name}: {row['requests']} requests, {row['errors']} errors {row['first_errors']}")
+    setup = {key: result[key] for key in ("clients", "duration_s", "pairs", "threads")}
+    report("load", figures, {**setup, "phases": result["phases"]})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 Document layout (device clouds integrate by writing it):
     type, traits, name, willReportState, roomHint, deviceInfo, attributes, customData, otherDeviceIds,
     notificationSupportedByAgent   -- Google's SYNC device fields, as Google defines them
+    matterUniqueId, matterOriginalVendorId, matterOriginalProductId
+                                   -- a device also on Matter: the three together, and roomHint, make Google show
+                                      it once (developers.home.google.com/matter/device-deduplication)
     state                          -- current states of all traits (e.g. {"on": true, "brightness": 40})
     online                         -- whether the device is reachable (default true)
 Other modules may keep bookkeeping fields in the document; they are listed in INTERNAL_FIELDS.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,10 @@ from functions.core.traits.base import Trait
 
 TYPE_PREFIX = "action.devices.types."
 
+# Matter deduplication: the Basic Information cluster's UniqueID (at most 32 characters), VendorID and ProductID
+# (16 bits each, as hexadecimal text such as "0xfff1"); Google needs all three and the device's roomHint.
+MATTER_FIELDS = ("matterUniqueId", "matterOriginalVendorId", "matterOriginalProductId")
+_MATTER_ID = {"type": "string", "pattern": "^0x[0-9A-Fa-f]{1,4}$"}
 # Fields of Google's SYNC device object (besides `id`), in the order Google documents them.
 SYNC_FIELDS = (
     "type",
@@ -40,7 +47,10 @@ SYNC_FIELDS = (
     "attributes",
     "customData",
     "otherDeviceIds",
+    *MATTER_FIELDS,
 )
+# Who carries out the device's commands (the `backend` field; functions/core/commands.py).
+BACKENDS = ("virtual", "pubsub", "webhook")
 DEVICE_FIELDS = ("state", "online")
 # Bookkeeping kept in the document by the backend itself; never sent to Google.
 # reportSeq: counts the Report State pipeline's own state writes (functions/reporting/pipeline.py).
@@ -64,6 +74,9 @@ _DEFINITION_SCHEMA = obj(
         "attributes": {"type": "object"},
         "customData": {"type": "object"},
         "otherDeviceIds": array(obj({"agentId": STRING, "deviceId": NON_EMPTY_STRING}, required=("deviceId",))),
+        "matterUniqueId": {"type": "string", "minLength": 1, "maxLength": 32},
+        "matterOriginalVendorId": _MATTER_ID,
+        "matterOriginalProductId": _MATTER_ID,
         "state": {"type": "object"},
         "online": BOOLEAN,
         **{name: {} for name in INTERNAL_FIELDS},
@@ -189,6 +202,7 @@ def definition_problems(device_id: str, document: Mapping[str, Any]) -> list[str
     problems = schema_errors(_DEFINITION_SCHEMA, dict(document))
     if "id" in document and document["id"] != device_id:
         problems.append(f"id: {document['id']!r} differs from the document id {device_id!r}")
+    problems.extend(_matter_problems(document))
     if problems:
         return problems
 
@@ -217,14 +231,45 @@ def definition_problems(device_id: str, document: Mapping[str, Any]) -> list[str
     for trait in traits:
         problems.extend(trait.attribute_errors(attributes))
 
-    state = document.get("state") or {}
+    problems.extend(_state_problems(traits, attributes, document.get("state") or {}))
+    if "challenges" in document:
+        problems.extend(challenge_config_problems(document["challenges"], traits))
+    return problems
+
+
+def _state_problems(traits: Sequence[Trait], attributes: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+    problems = []
     reportable = set().union(*(t.state_keys(attributes) for t in traits))
     for key in sorted(set(state) - reportable):
         problems.append(f"state.{key}: not a state of any of this device's traits")
     for trait in traits:
         problems.extend(trait.state_errors(attributes, state))
-    if "challenges" in document:
-        problems.extend(challenge_config_problems(document["challenges"], traits))
+    return problems
+
+
+def state_problems(device: Device, state: Mapping[str, Any]) -> list[str]:
+    """How the document of a valid `device` would be invalid with `state` instead of its own (all a state write
+    can break); empty when it stays valid."""
+    not_json = json_values.problem(state, "state")
+    if not_json:
+        return [not_json]
+    if not isinstance(state, dict):
+        return ["state: must be an object"]
+    return _state_problems(device.traits, device.attributes, state)
+
+
+def _matter_problems(document: Mapping[str, Any]) -> list[str]:
+    """Google deduplicates a device that is also on Matter by the three Matter fields together, in a room."""
+    given = [name for name in MATTER_FIELDS if name in document]
+    if not given:
+        return []
+    problems = [
+        f"{name}: required with {', '.join(given)} (Matter deduplication)"
+        for name in MATTER_FIELDS
+        if name not in given
+    ]
+    if not str(document.get("roomHint") or "").strip():
+        problems.append(f"roomHint: required with {', '.join(given)} (Google deduplicates Matter devices by room)")
     return problems
 
 
@@ -260,6 +305,11 @@ def times_as_text(value: Any) -> Any:
 def new_device_document(device_id: str, submitted: Mapping[str, Any]) -> dict[str, Any]:
     """The document stored for a newly registered device: validated, with initial trait states filled in."""
     document = {key: copy.deepcopy(value) for key, value in submitted.items() if key != "id"}
+    if document.get("backend", BACKENDS[0]) not in BACKENDS:
+        # A stored unknown backend is read as the virtual device (logged); a new one is refused outright.
+        raise InvalidDevice(
+            f"device {device_id!r}: backend: {document['backend']!r} is not one of {', '.join(BACKENDS)}"
+        )
     device = parse_device(device_id, document)
     state: dict[str, Any] = {}
     for trait in device.traits:

@@ -26,6 +26,8 @@ MAX_BODY_BYTES = 1_000_000
 
 logs.install()
 log = logging.getLogger(__name__)
+# The service (and the Firestore client under it) is built while the server starts, not on the first request.
+wiring.warm_up_in_background()
 
 
 @functions_framework.http

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from functions.core import errors, tokens
 from functions.core import traits as trait_registry
-from functions.core.commands import Execution
-from functions.core.device import Device, parse_device
-from functions.core.errors import ChallengeNeeded, CommandError, InvalidDevice, ProtocolError
+from functions.core.commands import REMOTE_BACKENDS, Answers, CommandRun, Execution, RemoteDevices, backend_of
+from functions.core.device import Device
+from functions.core.errors import ChallengeNeeded, CommandError, ProtocolError
 from functions.core.ids import id_problem
-from functions.core.ports import FulfillmentStore, Snapshot, StateWrite
+from functions.core.ports import FulfillmentStore, Snapshot, StateWrite, Validated, ValidatedReads
 from functions.core.tokens import TokenRecord
 from functions.core.traits.base import CommandContext, Effect
 from functions.fulfillment.requests import (
@@ -87,6 +87,12 @@ class FollowUps(Protocol):
         self, agent_user_id: str, device: Device, execution: Execution, effect: Effect, now_ms: int
     ) -> None: ...
 
+    def carry_out(
+        self, agent_user_id: str, request_id: str, devices: RemoteDevices, answered: Answers, now: int
+    ) -> None:
+        """Hands the commands of devices whose own cloud carries them out (pubsub, webhook) to it, once: a device in
+        `answered` (by an earlier attempt of the same EXECUTE) is not sent again; each answer goes there."""
+
 
 @dataclass
 class _Outcome:
@@ -125,6 +131,7 @@ class Fulfillment:
         token_cache_ms: int = 10_000,
     ) -> None:
         self._store = store
+        self._reads = ValidatedReads(store)  # each device validated once per version (functions.core.ports)
         # Validated token records, so that a warm instance reads only the devices: a token revoked by another
         # instance keeps working here for at most `token_cache_ms` (DISCONNECT on this instance evicts at once).
         self._token_cache_ms = token_cache_ms
@@ -163,7 +170,9 @@ class Fulfillment:
         if request.intent == EXECUTE:
             return self._execute(request, agent_user_id, snapshot)
         assert request.intent == DISCONNECT
-        revoked = self._store.disconnect(agent_user_id, self._clock_ms())
+        # One member of a household unlinks: only the grant this token belongs to goes (the store keeps the user
+        # linked while another grant lives). The user's other cached tokens are read again, and still work.
+        revoked = self._store.disconnect(agent_user_id, self._clock_ms(), token_hash)
         for cached_hash, (record, _) in list(self._token_cache.items()):
             if record.agent_user_id == agent_user_id:
                 self._token_cache.pop(cached_hash, None)
@@ -184,10 +193,13 @@ class Fulfillment:
         if cached is not None and now - cached[1] < self._token_cache_ms:
             if not cached[0].grants(token, tokens.ACCESS, agent_user_id, now):
                 return None
-            return self._store.load(None, agent_user_id, device_ids)
-        snapshot = self._store.load(token_hash, agent_user_id, device_ids)
+            return self._reads.load(None, agent_user_id, device_ids)
+        # The devices are validated once the token is accepted (a refused token gets a snapshot without any).
+        snapshot = self._reads.load(
+            token_hash, agent_user_id, device_ids, lambda found: found.grants(token, tokens.ACCESS, agent_user_id, now)
+        )
         record = snapshot.token
-        if record is None or not record.grants(token, tokens.ACCESS, agent_user_id, now):
+        if record is None:
             self._token_cache.pop(token_hash, None)
             return None
         if self._token_cache_ms > 0:
@@ -201,12 +213,12 @@ class Fulfillment:
     def _sync(self, request: Request, agent_user_id: str) -> Reply:
         devices = []
         invalid = 0
-        for device_id, document in self._store.list_devices(agent_user_id):
-            try:
-                devices.append(parse_device(device_id, document).sync_view())
-            except InvalidDevice as problem:
+        for _, found in self._reads.list(agent_user_id):
+            if isinstance(found, str):
                 invalid += 1
-                log.error("device left out of SYNC", extra={"requestId": request.request_id, "reason": str(problem)})
+                log.error("device left out of SYNC", extra={"requestId": request.request_id, "reason": found})
+            else:
+                devices.append(found.sync_view())
         self._store.mark_linked(agent_user_id, self._clock_ms())
         log.info(
             "sync",
@@ -255,11 +267,11 @@ class Fulfillment:
         stored = snapshot.devices.get(device_id)
         if stored is None:
             return None
-        try:
-            return parse_device(device_id, stored.document)
-        except InvalidDevice as problem:
-            log.error("invalid device document", extra={"requestId": request_id, "reason": str(problem)})
+        assert isinstance(stored, Validated), "devices are validated as they are read (ValidatedReads)"
+        if isinstance(stored.device, str):
+            log.error("invalid device document", extra={"requestId": request_id, "reason": stored.device})
             return None
+        return stored.device
 
     # EXECUTE
 
@@ -270,14 +282,15 @@ class Fulfillment:
                 plan.setdefault(device_id, []).extend(group.executions)
 
         outcomes: dict[str, _Outcome] = {}
+        answered: Answers = {}  # devices whose own cloud took the commands: never sent twice
         for attempt in range(MAX_WRITE_ATTEMPTS):
             if attempt:
                 # Exponential backoff with full jitter spreads out writers that collided on the same device.
                 self._sleep(random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)))  # noqa: S311
-                snapshot = self._store.load(None, agent_user_id, [i for i in plan if id_problem(i) is None])
+                snapshot = self._reads.load(None, agent_user_id, [i for i in plan if id_problem(i) is None])
             now_ms = self._clock_ms()
-            outcomes, writes, pending = self._plan_outcomes(request, agent_user_id, snapshot, plan, now_ms)
-            if not writes or self._store.commit_states(agent_user_id, writes):
+            outcomes, writes, pending = self._plan_outcomes(request, agent_user_id, snapshot, plan, now_ms, answered)
+            if not writes or self._reads.commit(agent_user_id, snapshot, writes):
                 for device, execution, effect in pending:
                     if self._follow_ups is not None:
                         self._follow_ups.pending(agent_user_id, device, execution, effect, now_ms)
@@ -313,10 +326,15 @@ class Fulfillment:
         snapshot: Snapshot,
         plan: Mapping[str, Sequence[Execution]],
         now_ms: int,
+        answered: Answers | None = None,
     ) -> tuple[dict[str, _Outcome], list[StateWrite], list[tuple[Device, Execution, Effect]]]:
         outcomes: dict[str, _Outcome] = {}
         writes: list[StateWrite] = []
         pending: list[tuple[Device, Execution, Effect]] = []
+        # (device, its state after the commands, results, status, errorCode) of the devices that ran them all
+        settled: list[tuple[Device, Device, dict[str, Any], str, str | None]] = []
+        remote: list[tuple[Device, list[CommandRun], dict[str, Any]]] = []
+        follow_ups = self._follow_ups if answered is not None else None
         for device_id, executions in plan.items():
             device = self._device(snapshot, device_id, request.request_id)
             if device is None:
@@ -326,7 +344,7 @@ class Fulfillment:
                 outcomes[device_id] = _Outcome("OFFLINE", errors.DEVICE_OFFLINE)
                 continue
             try:
-                after, results, device_pending = self._run(agent_user_id, device, executions, now_ms)
+                after, results, runs = self._run(agent_user_id, device, executions, now_ms)
             except ChallengeNeeded as challenge:
                 # An acknowledgement is asked with the device's current states, which Google may read out.
                 states = {"online": True, **device.query_states()} if challenge.challenge_type == "ackNeeded" else None
@@ -343,24 +361,36 @@ class Fulfillment:
                 )
                 outcomes[device_id] = _Outcome("ERROR", failure.code)
                 continue
-            states = {"online": True, **after.query_states(), **results}
+            if follow_ups is not None and backend_of(device.settings) in REMOTE_BACKENDS:
+                remote.append((device, runs, results))  # its own cloud carries them out: handed over below
+                continue
+            device_pending = [(run.execution, run.effect) for run in runs if run.long_running]
             is_pending = bool(device_pending) and self._follow_ups is not None
-            outcomes[device_id] = _Outcome("PENDING" if is_pending else "SUCCESS", states=states)
-            if after.state != device.state:
-                stored = snapshot.devices[device_id]
-                assert stored is not None
-                writes.append(StateWrite(device_id, dict(after.state), stored.version))
+            settled.append((device, after, results, "PENDING" if is_pending else "SUCCESS", None))
             pending.extend((device, execution, effect) for execution, effect in device_pending)
-        return outcomes, writes, pending
+        if follow_ups is not None and answered is not None and remote:
+            follow_ups.carry_out(agent_user_id, request.request_id, [(d, r) for d, r, _ in remote], answered, now_ms)
+            for device, _, results in remote:
+                answer = answered[device.id]
+                settled.append((device, answer.after(device), results, answer.status, answer.error_code))
+        for device, after, results, status, code in settled:
+            states = {"online": True, **after.query_states(), **results} if status in ("SUCCESS", "PENDING") else None
+            outcomes[device.id] = _Outcome(status, code, states)
+            if after.state != device.state:
+                stored = snapshot.devices[device.id]
+                assert stored is not None
+                writes.append(StateWrite(device.id, dict(after.state), stored.version))
+        return {device_id: outcomes[device_id] for device_id in plan}, writes, pending
 
     def _run(
         self, agent_user_id: str, device: Device, executions: Sequence[Execution], now_ms: int
-    ) -> tuple[Device, dict[str, Any], list[tuple[Execution, Effect]]]:
+    ) -> tuple[Device, dict[str, Any], list[CommandRun]]:
         """Runs a device's commands in order; all of them take effect or, on the first error, none. A command the
         device completes later (PENDING) changes no stored state: the device's own report will."""
         results: dict[str, Any] = {}
-        pending: list[tuple[Execution, Effect]] = []
+        runs: list[CommandRun] = []
         current = device
+        remote = self._follow_ups is not None and backend_of(device.settings) in REMOTE_BACKENDS
         for execution in executions:
             trait = trait_registry.for_command(execution.command)
             if trait is None or trait.full_name() not in device.trait_names:
@@ -382,10 +412,11 @@ class Fulfillment:
                 )
             )
             results.update(effect.results)
-            if effect.pending:
-                # Pending means pending: the device has not done it yet. Its state changes when the device's
-                # result arrives (a state message with the command's id), and only as the device reports it.
-                pending.append((execution, effect))
-            else:
+            # Pending means pending: the device has not done it yet. Its state changes when the device's result
+            # arrives (a state message with the command's id), and only as the device reports it. A device with
+            # its own cloud answers every long-running command so, with Google's token or without.
+            long_running = effect.pending or (remote and trait.is_long_running(execution.command))
+            runs.append(CommandRun(execution, effect, long_running))
+            if not long_running:
                 current = current.with_state(effect.state)
-        return current, results, pending
+        return current, results, runs

@@ -7,14 +7,19 @@ Layout:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.api_core import exceptions as google_errors
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
-from functions.core.ports import DeviceDocument, Snapshot, StateWrite, StoredDevice
+from functions.core.ports import NOT_READ, DeviceDocument, Snapshot, StateWrite, StoredDevice
 from functions.platform.firestore import BATCH_LIMIT, DEVICES, TOKENS, USERS, client, to_datetime, token_from_document
+
+# The fields a token record is read with (functions.platform.firestore.token_from_document): what a read that
+# spares the devices asks for, so that the devices come back as their versions alone.
+TOKEN_FIELDS = ("kind", "agentUserId", "clientId", "expiresAt", "revoked")
 
 
 class DeviceExists(Exception):
@@ -80,6 +85,9 @@ class FirestoreDeviceRegistry:
 
 
 class FirestoreFulfillmentStore:
+    """The FulfillmentStore and its KnownVersionStore reads (functions.core.ports): a device the caller holds at
+    its current update time comes back as that version alone, its fields not read (nor decoded, nor copied)."""
+
     def __init__(self, db: firestore.Client | None = None) -> None:
         self._db = db or client()
 
@@ -87,28 +95,67 @@ class FirestoreFulfillmentStore:
         return self._db.collection(USERS).document(agent_user_id).collection(DEVICES).document(device_id)
 
     def load(self, token_hash: str | None, agent_user_id: str, device_ids: Sequence[str]) -> Snapshot:
+        return self.load_known(token_hash, agent_user_id, device_ids, {})
+
+    def load_known(
+        self, token_hash: str | None, agent_user_id: str, device_ids: Sequence[str], known: Mapping[str, Any]
+    ) -> Snapshot:
         refs = [self._device_ref(agent_user_id, device_id) for device_id in device_ids]
         token_ref = self._db.collection(TOKENS).document(token_hash) if token_hash else None
         wanted = refs + ([token_ref] if token_ref is not None else [])
-        by_path = {snap.reference.path: snap for snap in self._db.get_all(wanted)} if wanted else {}
+        # When every device is known, one read gets their versions and the token's fields only; the devices
+        # that changed since are then read whole. Otherwise one read gets everything whole.
+        versions_only = bool(refs) and all(device_id in known for device_id in device_ids)
+        mask = TOKEN_FIELDS if versions_only else None
+        found = {snap.reference.path: snap for snap in self._db.get_all(wanted, field_paths=mask)} if wanted else {}
         devices: dict[str, StoredDevice | None] = {}
+        changed = []
         for device_id, ref in zip(device_ids, refs, strict=True):
-            snap = by_path.get(ref.path)
-            devices[device_id] = StoredDevice(snap.to_dict() or {}, snap.update_time) if snap and snap.exists else None
+            snap = found.get(ref.path)
+            devices[device_id] = None
+            if snap is None or not snap.exists:
+                continue
+            if known.get(device_id) == snap.update_time:
+                devices[device_id] = StoredDevice(NOT_READ, snap.update_time)
+            elif versions_only:
+                changed.append(device_id)
+            else:
+                devices[device_id] = StoredDevice(snap.to_dict() or {}, snap.update_time)
+        if changed:
+            devices.update(self.load_known(None, agent_user_id, changed, {}).devices)
         token = None
         if token_ref is not None and token_hash:
-            snap = by_path.get(token_ref.path)
+            snap = found.get(token_ref.path)
             if snap is not None and snap.exists:
                 token = token_from_document(token_hash, snap.to_dict() or {})
         return Snapshot(token, devices)
 
     def list_devices(self, agent_user_id: str) -> list[tuple[str, DeviceDocument]]:
+        return [(device_id, stored.document) for device_id, stored in self.list_known(agent_user_id, {})]
+
+    def list_known(self, agent_user_id: str, known: Mapping[str, Any]) -> list[tuple[str, StoredDevice]]:
         collection = self._db.collection(USERS).document(agent_user_id).collection(DEVICES)
-        return [(snap.id, snap.to_dict() or {}) for snap in collection.stream()]
+        if not known:
+            return [(snap.id, StoredDevice(snap.to_dict() or {}, snap.update_time)) for snap in collection.stream()]
+        # The ids and versions only (the documents' names), then the devices that changed since, whole.
+        listed = [(snap.id, snap.update_time) for snap in collection.select([FieldPath.document_id()]).stream()]
+        changed = [device_id for device_id, version in listed if known.get(device_id) != version]
+        fresh = self.load_known(None, agent_user_id, changed, {}).devices if changed else {}
+        devices = []
+        for device_id, version in listed:
+            stored = fresh.get(device_id) if device_id in fresh else StoredDevice(NOT_READ, version)
+            if stored is not None:  # None: deleted between the listing and the read
+                devices.append((device_id, stored))
+        return devices
 
     def commit_states(self, agent_user_id: str, writes: Sequence[StateWrite]) -> bool:
+        return self.commit_known(agent_user_id, writes) is not None
+
+    def commit_known(self, agent_user_id: str, writes: Sequence[StateWrite]) -> Mapping[str, Any] | None:
         if any(write.version is None for write in writes):
-            return False  # an empty precondition is none at all: the update would create the device
+            return None  # an empty precondition is none at all: the update would create the device
+        if not writes:
+            return {}
         batch = self._db.batch()
         for write in writes:
             batch.update(
@@ -117,29 +164,61 @@ class FirestoreFulfillmentStore:
                 option=self._db.write_option(last_update_time=write.version),
             )
         try:
-            batch.commit()
+            results = batch.commit()
         except (google_errors.FailedPrecondition, google_errors.Aborted, google_errors.NotFound):
-            return False
-        return True
+            return None
+        return {write.device_id: result.update_time for write, result in zip(writes, results, strict=True)}
 
     def mark_linked(self, agent_user_id: str, now_ms: int) -> None:
         user = self._db.collection(USERS).document(agent_user_id)
         user.set({"linked": True, "linkedAt": to_datetime(now_ms)}, merge=True)
 
-    def disconnect(self, agent_user_id: str, now_ms: int) -> int:
-        """Deletes every token of the user (all kinds), then marks the user unlinked."""
-        revoked = 0
-        query = self._db.collection(TOKENS).where(filter=firestore.FieldFilter("agentUserId", "==", agent_user_id))
-        while True:
-            refs = [snap.reference for snap in query.limit(BATCH_LIMIT).stream()]
-            if not refs:
-                break
+    def disconnect(self, agent_user_id: str, now_ms: int, token_hash: str | None = None) -> int:
+        """Revokes the grant the token `token_hash` belongs to (every grant of the user with None) by deleting its
+        documents from tokens/, then marks the user unlinked unless a grant of theirs is still live. Tokens from
+        before grants (no grantId) count as one grant. Returns how many documents were deleted."""
+        mine = self._db.collection(TOKENS).where(filter=firestore.FieldFilter("agentUserId", "==", agent_user_id))
+        doomed = self._grant_documents(mine, agent_user_id, token_hash)
+        for start in range(0, len(doomed), BATCH_LIMIT):
             batch = self._db.batch()
-            for ref in refs:
+            for ref in doomed[start : start + BATCH_LIMIT]:
                 batch.delete(ref)
             batch.commit()
-            revoked += len(refs)
+        self.unlink_unless_a_grant_lives(agent_user_id, now_ms)
+        return len(doomed)
+
+    def unlink_unless_a_grant_lives(self, agent_user_id: str, now_ms: int) -> bool:
+        """After a grant was revoked (DISCONNECT, or account linking's replay and reuse detection): marks the user
+        unlinked unless a grant of theirs is still live; True if it did. A link made meanwhile is marked linked
+        again by Google's SYNC, which follows every link."""
+        mine = self._db.collection(TOKENS).where(filter=firestore.FieldFilter("agentUserId", "==", agent_user_id))
+        if any(_keeps_linked(snap.to_dict() or {}, now_ms) for snap in mine.stream()):
+            return False
         self._db.collection(USERS).document(agent_user_id).set(
             {"linked": False, "unlinkedAt": to_datetime(now_ms)}, merge=True
         )
-        return revoked
+        return True
+
+    def _grant_documents(self, mine: Any, agent_user_id: str, token_hash: str | None) -> list[Any]:
+        """The user's token-store documents of the grant of `token_hash` (all of them for None)."""
+        if token_hash is None:
+            return [snap.reference for snap in mine.stream()]
+        snap = self._db.collection(TOKENS).document(token_hash).get()
+        data = (snap.to_dict() or {}) if snap.exists else {}
+        if data.get("agentUserId") != agent_user_id:
+            return []
+        grant_id = data.get("grantId") or ""
+        if grant_id:
+            of_grant = mine.where(filter=firestore.FieldFilter("grantId", "==", grant_id))
+            return [found.reference for found in of_grant.stream()]
+        return [found.reference for found in mine.stream() if not (found.to_dict() or {}).get("grantId")]
+
+
+# The token store's document kinds that keep a user linked: a grant's record (functions/linking/grant_store.py),
+# and access and refresh tokens, for grants from before records existed and tokens issued outside any grant.
+_LINKING_KINDS = ("grant", "at", "rt")
+
+
+def _keeps_linked(data: dict[str, Any], now_ms: int) -> bool:
+    live = data.get("kind") in _LINKING_KINDS and not data.get("revoked") and "rotatedAt" not in data
+    return live and token_from_document("", data).expires_at_ms > now_ms

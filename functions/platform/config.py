@@ -88,6 +88,55 @@ def account_linking_user_directory() -> str:
     return os.environ.get("ACCOUNT_LINKING_USER_DIRECTORY", "")
 
 
+def account_linking_logo() -> str:
+    """The pages' logo: a file shipped with the deployment (path from the repository root) or an https URL; empty:
+    none (functions/linking/branding.py)."""
+    return os.environ.get("ACCOUNT_LINKING_LOGO", "")
+
+
+def account_linking_accent_color() -> str:
+    """#rrggbb of the pages' buttons and focus rings."""
+    return os.environ.get("ACCOUNT_LINKING_ACCENT_COLOR", "#1a73e8")
+
+
+def account_linking_privacy_url() -> str:
+    """The privacy policy the pages link to (https); empty: no link."""
+    return os.environ.get("ACCOUNT_LINKING_PRIVACY_URL", "")
+
+
+def account_linking_terms_url() -> str:
+    """The terms of service the pages link to (https); empty: no link."""
+    return os.environ.get("ACCOUNT_LINKING_TERMS_URL", "")
+
+
+def account_linking_support_url() -> str:
+    """Where the pages send people for help (https or mailto:); empty: no link."""
+    return os.environ.get("ACCOUNT_LINKING_SUPPORT_URL", "")
+
+
+def account_linking_password_reset_url() -> str:
+    """The sign-in page's "Forgot your password?" link (https); empty: no link."""
+    return os.environ.get("ACCOUNT_LINKING_PASSWORD_RESET_URL", "")
+
+
+def account_linking_default_language() -> str:
+    """The pages' language when the browser asks for none they have (a catalogue of functions/linking/translations)."""
+    return os.environ.get("ACCOUNT_LINKING_DEFAULT_LANGUAGE", "en")
+
+
+def account_linking_client_ip_hop() -> int:
+    """Which X-Forwarded-For entry, counted from the right, is the client's IP as the trusted front end saw it (1:
+    the last, which Cloud Run's front end appends); 0: ignore the header (sign-in throttling per client IP)."""
+    raw = os.environ.get("ACCOUNT_LINKING_CLIENT_IP_HOP", "1")
+    try:
+        hop = int(raw)
+    except ValueError:
+        raise ValueError(f"ACCOUNT_LINKING_CLIENT_IP_HOP={raw!r} is not a whole number") from None
+    if hop < 0:
+        raise ValueError("ACCOUNT_LINKING_CLIENT_IP_HOP must not be negative")
+    return hop
+
+
 # Report State, notifications and follow-ups (functions/reporting/pipeline.py, functions/core/commands.py)
 
 
@@ -145,3 +194,26 @@ def initial_report_delay_s() -> float:
 def virtual_device_delay_ms() -> int:
     """How long a virtual device takes to complete a command that answers PENDING (to exercise follow-ups)."""
     return int(_non_negative("VIRTUAL_DEVICE_DELAY_MS", 0))
+
+
+# Device clouds: pending commands nobody completes, and the "webhook" backend (functions/fulfillment/webhook.py)
+
+
+def pending_timeout_s() -> float:
+    """How long after it was issued a pending command nobody completed is given up (Google gets a FAILURE)."""
+    return _positive_number("PENDING_TIMEOUT_S", 300.0)
+
+
+def webhook_url() -> str:
+    """The maker's HTTPS endpoint that "webhook" devices' commands are POSTed to (empty: there is none)."""
+    return os.environ.get("WEBHOOK_URL", "")
+
+
+def webhook_secret() -> str:
+    """Signs every webhook call (HMAC-SHA256); from Secret Manager, shared with the maker."""
+    return os.environ.get("WEBHOOK_SECRET", "")
+
+
+def webhook_timeout_s() -> float:
+    """How long a webhook call may take: EXECUTE must answer Google well inside its deadline."""
+    return _positive_number("WEBHOOK_TIMEOUT_S", 3.0)

@@ -318,3 +318,111 @@ def test_disconnect_revokes_every_token_of_the_user_and_only_theirs(harness: Har
 def test_disconnect_of_a_user_without_tokens_still_marks_them_unlinked(harness: Harness) -> None:
     assert harness.store.disconnect("carol", NOW) == 0
     assert harness.user_fields("carol") == {"linked": False, "unlinkedAt": NOW}
+
+
+# DISCONNECT of one grant: account linking's grants (tokens with a grantId, and a record per grant; the linking's
+# own contract, tests/contracts/test_linking_stores.py, covers them as the grant store writes them)
+
+
+@dataclass
+class Grants:
+    save: Callable[[TokenRecord, str], None]  # a token of a grant
+    record: Callable[[str, str, int], None]  # a grant's record: (grant id, user, expiry ms)
+
+
+@pytest.fixture
+def grants(backend: str, db: Any, harness: Harness) -> Grants:
+    if backend == MEMORY:
+        fake = harness.store
+        assert isinstance(fake, MemoryStore)
+
+        def record_in_memory(grant_id: str, agent_user_id: str, expires_at_ms: int) -> None:
+            fake.grant_records[grant_id] = (agent_user_id, expires_at_ms)
+
+        return Grants(fake.save_in_grant, record_in_memory)
+    from functions.linking import model as linking
+    from functions.platform.firestore import to_datetime
+
+    def save(token_record: TokenRecord, grant_id: str) -> None:
+        harness.tokens.save(token_record)
+        db.collection("tokens").document(token_record.token_hash).update({"grantId": grant_id})
+
+    def record(grant_id: str, agent_user_id: str, expires_at_ms: int) -> None:
+        document = {"kind": linking.GRANT_RECORD, "grantId": grant_id, "agentUserId": agent_user_id}
+        db.collection("tokens").document(linking.grant_record_id(grant_id)).set(
+            {**document, "expiresAt": to_datetime(expires_at_ms)}
+        )
+
+    return Grants(save, record)
+
+
+def linked_twice(harness: Harness, grants: Grants) -> tuple[list[TokenRecord], list[TokenRecord]]:
+    """Alice's account linked from two Google accounts: two grants, each with its tokens and record."""
+    harness.store.mark_linked("alice", NOW)
+    first, second = [token(tokens.ACCESS, "alice"), token(tokens.REFRESH, "alice")], [token(tokens.ACCESS, "alice")]
+    for grant_id, records in (("grant-1", first), ("grant-2", second)):
+        for record in records:
+            grants.save(record, grant_id)
+        grants.record(grant_id, "alice", NOW + 3_600_000)
+    return first, second
+
+
+def test_disconnect_revokes_only_the_grant_of_its_token_while_another_lives(harness: Harness, grants: Grants) -> None:
+    first, second = linked_twice(harness, grants)
+    bob = token(tokens.ACCESS, "bob")
+    grants.save(bob, "grant-3")
+
+    assert harness.store.disconnect("alice", NOW + 7, first[0].token_hash) == 3  # two tokens and the record
+
+    assert [harness.tokens.get(record.token_hash) for record in first] == [None, None]
+    assert harness.tokens.get(second[0].token_hash) == second[0]
+    assert harness.store.load(second[0].token_hash, "alice", []).token == second[0], "QUERY and EXECUTE go on"
+    assert harness.user_fields("alice") == {"linked": True, "linkedAt": NOW}, "Report State goes on"
+    assert harness.tokens.get(bob.token_hash) == bob
+
+    assert harness.store.disconnect("alice", NOW + 9, second[0].token_hash) == 2
+    assert harness.user_fields("alice") == {"linked": False, "linkedAt": NOW, "unlinkedAt": NOW + 9}
+
+
+def test_disconnect_with_a_token_outside_any_grant_revokes_those_and_keeps_the_grants(
+    harness: Harness, grants: Grants
+) -> None:
+    first, second = linked_twice(harness, grants)
+    legacy = [token(tokens.ACCESS, "alice"), token(tokens.REFRESH, "alice")]
+    for record in legacy:
+        harness.tokens.save(record)  # before grants: no grantId
+    assert harness.store.disconnect("alice", NOW + 7, legacy[0].token_hash) == 2
+    assert [harness.tokens.get(record.token_hash) for record in legacy] == [None, None]
+    assert [harness.tokens.get(record.token_hash) for record in first + second] == first + second
+    assert harness.user_fields("alice") == {"linked": True, "linkedAt": NOW}
+
+
+def test_tokens_outside_any_grant_keep_the_user_linked_until_they_go(harness: Harness, grants: Grants) -> None:
+    first, second = linked_twice(harness, grants)
+    legacy = token(tokens.REFRESH, "alice")
+    harness.tokens.save(legacy)
+    harness.store.disconnect("alice", NOW + 7, first[0].token_hash)
+    harness.store.disconnect("alice", NOW + 8, second[0].token_hash)
+    assert harness.user_fields("alice") == {"linked": True, "linkedAt": NOW}
+    assert harness.tokens.get(legacy.token_hash) == legacy
+    assert harness.store.disconnect("alice", NOW + 9, legacy.token_hash) == 1
+    assert harness.user_fields("alice") == {"linked": False, "linkedAt": NOW, "unlinkedAt": NOW + 9}
+
+
+def test_an_expired_grant_keeps_no_one_linked(harness: Harness, grants: Grants) -> None:
+    harness.store.mark_linked("alice", NOW)
+    access = token(tokens.ACCESS, "alice")
+    grants.save(access, "grant-1")
+    grants.record("grant-old", "alice", NOW - 1)  # its refresh token's year is over
+    assert harness.store.disconnect("alice", NOW + 7, access.token_hash) == 1
+    assert harness.user_fields("alice") == {"linked": False, "linkedAt": NOW, "unlinkedAt": NOW + 7}
+
+
+def test_disconnect_with_an_unknown_or_another_users_token_revokes_nothing(harness: Harness, grants: Grants) -> None:
+    first, second = linked_twice(harness, grants)
+    bob = token(tokens.ACCESS, "bob")
+    grants.save(bob, "grant-3")
+    assert harness.store.disconnect("alice", NOW + 7, UNKNOWN_HASH) == 0
+    assert harness.store.disconnect("alice", NOW + 7, bob.token_hash) == 0
+    assert [harness.tokens.get(record.token_hash) for record in [*first, *second, bob]] == [*first, *second, bob]
+    assert harness.user_fields("alice") == {"linked": True, "linkedAt": NOW}

@@ -25,6 +25,9 @@ class MemoryStore:
         self.versions: dict[tuple[str, str], int] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self.users: dict[str, dict[str, Any]] = {}
+        # DISCONNECT's view of grants: the grant of a token (by hash), and each grant's record: (user, expiry ms).
+        self.grant_ids: dict[str, str] = {}
+        self.grant_records: dict[str, tuple[str, int]] = {}
         self._counter = itertools.count(1)
         self._lock = threading.RLock()
 
@@ -73,13 +76,40 @@ class MemoryStore:
     def mark_linked(self, agent_user_id: str, now_ms: int) -> None:
         self.users.setdefault(agent_user_id, {}).update(linked=True, linkedAt=now_ms)
 
-    def disconnect(self, agent_user_id: str, now_ms: int) -> int:
+    def save_in_grant(self, record: TokenRecord, grant_id: str) -> None:
+        """A token of a grant, as account linking issues them (test set-up)."""
+        self.save(record)
+        self.grant_ids[record.token_hash] = grant_id
+
+    def disconnect(self, agent_user_id: str, now_ms: int, token_hash: str | None = None) -> int:
+        """As the Firestore store: the token's grant goes (every grant for None; tokens without a grant are one),
+        then the user is unlinked unless a live grant record or a live token is left."""
         with self._lock:
-            mine = [h for h, r in self.tokens.items() if r.agent_user_id == agent_user_id]
-            for token_hash in mine:
-                del self.tokens[token_hash]
-            self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
-            return len(mine)
+            mine = {h: r for h, r in self.tokens.items() if r.agent_user_id == agent_user_id}
+            records = [g for g, (user, _) in self.grant_records.items() if user == agent_user_id]
+            if token_hash is None:
+                doomed, doomed_grants = set(mine), records
+            elif token_hash in mine:
+                grant_id = self.grant_ids.get(token_hash, "")
+                doomed = {h for h in mine if self.grant_ids.get(h, "") == grant_id}
+                doomed_grants = [grant_id] if grant_id in records else []
+            else:
+                doomed, doomed_grants = set(), []
+            for doomed_hash in doomed:
+                del self.tokens[doomed_hash]
+                self.grant_ids.pop(doomed_hash, None)
+            for grant_id in doomed_grants:
+                del self.grant_records[grant_id]
+            live = any(u == agent_user_id and now_ms < end for u, end in self.grant_records.values()) or any(
+                r.agent_user_id == agent_user_id
+                and r.kind in ("at", "rt")
+                and not r.revoked
+                and now_ms < r.expires_at_ms
+                for r in self.tokens.values()
+            )
+            if not live:
+                self.users.setdefault(agent_user_id, {}).update(linked=False, unlinkedAt=now_ms)
+            return len(doomed) + len(doomed_grants)
 
 
 class MemoryPinStore:
