@@ -117,16 +117,17 @@ class Applier:
                 follow_up = _follow_up(message, after, read, entry_id, now, fields)
                 if follow_up is not None:
                     events.append(follow_up)
-                    assert message.command_id is not None
-                    completed = (message.command_id, read.pending_version, entry_id)
             elif changed or message.notifications or message.command_id:
                 log.info("user not linked: the state is stored, Google gets nothing", extra=fields)
+            if _completes(message, read):
+                # Done, with a follow-up or without one (no token, expired): no longer pending, never given up.
+                completed = (str(message.command_id), read.pending_version, entry_id)
             wants_report = changed and device.will_report_state
             if linked and not read.entry_exists and (wants_report or events):
                 entry = QueueEntry(entry_id, message.device_id, now, events=tuple(events))
             # A refused state moves nothing forward: a valid report observed earlier is still newer than the device.
             newer = message.observed_at_ms > read.observed.observed_at_ms and not state_refused
-            if not (changed or newer or entry):
+            if not (changed or newer or entry or completed):
                 outcome = STALE if stale else UNCHANGED
                 break
             write = ApplyWrite(
@@ -216,6 +217,17 @@ def _message_events(
     return events
 
 
+def _completes(message: StateMessage, read: ApplyRead) -> bool:
+    """Whether the message completes the device's pending command it names (still pending)."""
+    pending = read.pending
+    return (
+        message.command_id is not None
+        and pending is not None
+        and pending.device_id == message.device_id
+        and pending.completed_by is None
+    )
+
+
 def _follow_up(
     message: StateMessage, after: Device, read: ApplyRead, entry_id: str, now: int, fields: Mapping[str, Any]
 ) -> Event | None:
@@ -230,6 +242,9 @@ def _follow_up(
     if pending.completed_by is not None:
         if pending.completed_by != entry_id:
             log.info("the command's follow-up was already sent: not sent again", extra=extra)
+        return None
+    if pending.token is None:
+        log.info("Google gave the command no followUpToken: its state is reported, no follow-up", extra=extra)
         return None
     if pending.expires_ms <= now:
         log.warning("the follow-up token expired: no follow-up sent", extra=extra)

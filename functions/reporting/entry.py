@@ -17,7 +17,8 @@ from typing import Any
 
 import functions_framework
 
-from functions.core.state_messages import InvalidMessage, ReportAllRequest, named_ids, parse
+from functions.core.commands import PENDING_TIMEOUTS_KIND
+from functions.core.state_messages import KIND_ATTRIBUTE, InvalidMessage, ReportAllRequest, named_ids, parse
 from functions.platform import logs
 from functions.platform.events import PubSubEnvelope, UndecodableMessage
 from functions.reporting import wiring
@@ -36,6 +37,10 @@ def report_state(event: Any) -> None:
         return
     fields = {"messageId": envelope.message_id}
     try:
+        if envelope.attributes.get(KIND_ATTRIBUTE) == PENDING_TIMEOUTS_KIND:
+            # The minute's sweep (Cloud Scheduler): pending commands nobody completed are given up.
+            wiring.reporter().give_up_overdue(envelope.message_id, envelope.published_ms)
+            return
         parsed = parse(envelope.data, envelope.attributes, int(time.time() * 1000))
         if isinstance(parsed, ReportAllRequest):
             wiring.reporter().handle_report_all(parsed, envelope.message_id, envelope.published_ms)

@@ -16,6 +16,7 @@ Where each part lives (read them in this order):
   * functions.reporting.coordination: the invocations of one instance waiting on one flush;
   * functions.reporting.flusher: one flush of the user's queue, and the HomeGraph error policy;
   * functions.reporting.planning: which calls a flush makes (pure);
+  * functions.reporting.timeouts: pending commands nobody completed, given up once a minute;
   * functions.reporting.redaction: what is logged of a request body;
   * functions.reporting.store: the Firestore side; functions.reporting.wiring builds it all.
 
@@ -52,6 +53,7 @@ from functions.reporting.model import (
 )
 from functions.reporting.planning import QueueEntry
 from functions.reporting.runtime import Runtime, random_id, wall_clock_ms
+from functions.reporting.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class Reporter:
         self._rt = Runtime(store, homegraph, settings or Settings(), clock_ms, sleep, monotonic, new_id)
         self._applier = Applier(self._rt)
         self._coalescer = Coalescer(self._rt, Flusher(self._rt))
+        self._timeouts = Timeouts(self._rt, self._coalescer)
 
     @property
     def settings(self) -> Settings:
@@ -192,6 +195,14 @@ class Reporter:
         self._coalescer.ensure_reported(request.agent_user_id, entry_id, rt.clock_ms(), queued)
         log.info("full report after SYNC", extra=fields)
         return REPORTED
+
+    def give_up_overdue(self, message_id: str, published_ms: int) -> str:
+        """The minute's sweep (functions.reporting.timeouts): gives up the pending commands nobody completed."""
+        if self._too_old(published_ms, {"messageId": message_id}):
+            return TOO_OLD
+        given_up = self._timeouts.give_up_overdue()
+        log.log(logging.INFO if given_up else logging.DEBUG, "overdue commands swept", extra={"givenUp": given_up})
+        return REPORTED if given_up else UNCHANGED
 
     def _too_old(self, published_ms: int, fields: Mapping[str, Any]) -> bool:
         age_s = (self._rt.clock_ms() - published_ms) / 1000

@@ -10,7 +10,10 @@ Layout (all per user, beside the device documents; none of it is ever sent to Go
     users/{u}/reportLease/current          owner, until (ms)
     users/{u}/announced/{id(eventId)}      eventId, at, expireAt: events announced (never twice)
     users/{u}/followUps/{commandId}        the pending command: deviceId, command, params, followUpToken,
-                                           createdAt, expiresAtMs, expiresAt, backend, dueAt, completedBy
+                                           createdAt, expiresAtMs, expiresAt, backend, dueAt, completedBy;
+                                           giveUpAt (ms) while nobody completed it: the sweep of overdue
+                                           commands queries it across users (a collection-group index);
+                                           givenUpAt (ms) once the sweep gave it up
 TTL policies (infra) on reportQueue.expireAt, announced.expireAt and followUps.expiresAt remove what is left.
 
 Every conditional write uses the document's update time as its precondition (no locking transactions): a write
@@ -27,7 +30,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 
-from functions.core.commands import PendingCommand, backend_of
+from functions.core.commands import GIVEN_UP, PendingCommand, backend_of
 from functions.core.ports import DeviceDocument, StoredDevice
 from functions.platform.firestore import DEVICES, USERS, client, to_datetime, to_ms
 from functions.reporting import planning
@@ -41,6 +44,7 @@ LEASE = "reportLease"
 LEASE_DOCUMENT = "current"
 ANNOUNCED = "announced"
 FOLLOW_UPS = "followUps"
+GIVE_UP_AT = "giveUpAt"
 BATCH_LIMIT = 500
 QUEUE_TTL = dt.timedelta(days=7)
 ANNOUNCED_TTL = dt.timedelta(days=2)
@@ -181,7 +185,7 @@ class FirestoreReportStore:
             command_id, version, entry_id = write.completed_command
             batch.update(
                 self._in(agent_user_id, FOLLOW_UPS, command_id),
-                {"completedBy": entry_id},
+                {"completedBy": entry_id, GIVE_UP_AT: firestore.DELETE_FIELD},
                 option=self._db.write_option(last_update_time=version),
             )
             writes += 1
@@ -366,3 +370,45 @@ class FirestoreReportStore:
     def save_pending(self, pending: PendingCommand) -> None:
         document = {**pending.to_dict(), "expiresAt": to_datetime(pending.expires_ms)}
         self._in(pending.agent_user_id, FOLLOW_UPS, pending.command_id).set(document)
+
+    # pending commands nobody completed (functions/reporting/timeouts.py)
+
+    def overdue_pending(self, now_ms: int, limit: int) -> list[tuple[PendingCommand, Any]]:
+        query = (
+            self._db.collection_group(FOLLOW_UPS)
+            .where(filter=firestore.FieldFilter(GIVE_UP_AT, "<=", now_ms))
+            .order_by(GIVE_UP_AT)
+            .limit(limit)
+        )
+        found: list[tuple[PendingCommand, Any]] = []
+        for snap in query.stream():
+            data = snap.to_dict() or {}
+            agent_user_id = snap.reference.parent.parent.id
+            if data.get("completedBy") is not None:  # completed by a writer that left the field: not overdue
+                with contextlib.suppress(*_CONFLICTS):
+                    snap.reference.update(
+                        {GIVE_UP_AT: firestore.DELETE_FIELD},
+                        option=self._db.write_option(last_update_time=snap.update_time),
+                    )
+                continue
+            found.append((PendingCommand.from_dict(snap.id, agent_user_id, data), snap.update_time))
+        return found
+
+    def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
+        batch = self._db.batch()
+        batch.update(
+            self._in(pending.agent_user_id, FOLLOW_UPS, pending.command_id),
+            {
+                "completedBy": entry.entry_id if entry else GIVEN_UP,
+                GIVE_UP_AT: firestore.DELETE_FIELD,
+                "givenUpAt": now_ms,
+            },
+            option=self._db.write_option(last_update_time=version),
+        )
+        if entry is not None:
+            batch.create(self._in(pending.agent_user_id, QUEUE, entry.entry_id), self._entry_document(entry))
+        try:
+            batch.commit()
+        except _CONFLICTS:
+            return False
+        return True
