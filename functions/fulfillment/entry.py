@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import functions_framework
 from flask import Request
 
-from functions.fulfillment import wiring
+from functions.fulfillment import facts, wiring
 from functions.fulfillment.requests import request_id_of
 from functions.fulfillment.service import protocol_error, unauthorized
 from functions.platform import failures, logs
@@ -32,6 +33,7 @@ wiring.warm_up_in_background()
 
 @functions_framework.http
 def fulfillment(request: Request) -> Reply:
+    started = time.monotonic()  # the answer's latency, for the logs (functions.fulfillment.facts)
     if request.method != "POST":
         return error_reply(405, "method_not_allowed", "the fulfillment accepts POST only")
     token = bearer_token(request)
@@ -55,9 +57,13 @@ def fulfillment(request: Request) -> Reply:
         if not failure.retryable:
             # A bug of ours: logged with its trace, answered without one.
             log.exception("fulfillment failed", extra={"requestId": request_id_of(body)})
+            facts.log_failed_answer(body, token, 500, started)
             return error_reply(500, "internal_error", "the request could not be handled")
         log.exception("storage unavailable", extra={"requestId": request_id_of(body)})
         # 503 tells Google to retry later; the body stays protocol-shaped where the request had an id.
         fallback = protocol_error(request_id_of(body), "temporarily unavailable")
+        facts.log_failed_answer(body, token, 503, started)
         return json_reply(503, {**fallback.body, "error": "unavailable"}, failure.headers)
-    return json_reply(reply.status, reply.body, reply.headers)
+    answer = json_reply(reply.status, reply.body, reply.headers)
+    facts.log_answer(reply.facts, body, token, reply.status, started)
+    return answer

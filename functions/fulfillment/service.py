@@ -22,6 +22,8 @@ from functions.core.ids import id_problem
 from functions.core.ports import FulfillmentStore, Snapshot, StateWrite, Validated, ValidatedReads
 from functions.core.tokens import TokenRecord
 from functions.core.traits.base import CommandContext, Effect
+from functions.fulfillment import facts as answer_facts
+from functions.fulfillment.facts import AnswerFacts
 from functions.fulfillment.requests import (
     DISCONNECT,
     EXECUTE,
@@ -47,6 +49,7 @@ class Reply:
     status: int
     body: dict[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+    facts: AnswerFacts | None = None  # what the answer says per device, for the logs (functions.fulfillment.facts)
 
 
 def unauthorized(description: str) -> Reply:
@@ -230,7 +233,8 @@ class Fulfillment:
             },
         )
         payload = {"agentUserId": agent_user_id, "devices": devices}
-        return Reply(200, {"requestId": request.request_id, "payload": payload})
+        told = AnswerFacts(SYNC, request.request_id, answer_facts.sync_facts(devices))
+        return Reply(200, {"requestId": request.request_id, "payload": payload}, facts=told)
 
     # QUERY
 
@@ -261,7 +265,14 @@ class Fulfillment:
                 "errors": sum(1 for a in answers.values() if a["status"] != "SUCCESS"),
             },
         )
-        return Reply(200, {"requestId": request.request_id, "payload": {"devices": answers}})
+        per_device = tuple(
+            answer_facts.query_fact(i, answer_facts.device_in(snapshot, i), a) for i, a in answers.items()
+        )
+        return Reply(
+            200,
+            {"requestId": request.request_id, "payload": {"devices": answers}},
+            facts=AnswerFacts(QUERY, request.request_id, per_device),
+        )
 
     def _device(self, snapshot: Snapshot, device_id: str, request_id: str) -> Device | None:
         stored = snapshot.devices.get(device_id)
@@ -317,7 +328,15 @@ class Fulfillment:
                 },
             },
         )
-        return Reply(200, {"requestId": request.request_id, "payload": {"commands": commands}})
+        per_device = tuple(
+            answer_facts.execute_fact(i, answer_facts.device_in(snapshot, i), plan.get(i, ()), o.status, o.error_code)
+            for i, o in outcomes.items()
+        )
+        return Reply(
+            200,
+            {"requestId": request.request_id, "payload": {"commands": commands}},
+            facts=AnswerFacts(EXECUTE, request.request_id, per_device),
+        )
 
     def _plan_outcomes(
         self,

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from functions.core import json_values
+from functions.core import json_values, vitals
 from functions.core.homegraph import (
     BadRequest,
     Forbidden,
@@ -143,11 +143,14 @@ class HomeGraphClient:
         attempt = 0
         while True:
             attempt += 1
+            started = time.monotonic()
             try:
                 answer = make(self.service()).execute(http=self._http(), num_retries=0)
+                _log_call(method, 200, started, attempt)
                 return Ok(answer if isinstance(answer, dict) else {}, attempts=attempt)
             except Exception as problem:
                 error = _translate(method, problem)
+                _log_call(method, error.status if error is not None else None, started, attempt)
                 if error is None:
                     raise
                 error.request_body, error.attempts = body, attempt
@@ -211,6 +214,24 @@ class HomeGraphClient:
         if http is None:
             http = self._local.http = self._new_http()
         return http
+
+
+def _log_call(method: str, status: int | None, started: float, attempt: int) -> None:
+    """Home Vitals' "homegraph call" line (functions.core.vitals): one per request sent, retries included, as Google
+    counts each one; `status` is the HTTP status (200 for any answer the client took as success), None when the
+    request got no answer (a timeout, a refused connection)."""
+    fields = {
+        "method": method,
+        "status": status,
+        "latencyMs": round((time.monotonic() - started) * 1000),
+        "attempt": attempt,
+        "atMs": int(time.time() * 1000),
+    }
+    log.log(
+        logging.INFO if vitals.homegraph_call_succeeded(status) else logging.WARNING,
+        vitals.HOMEGRAPH_CALL_LINE,
+        extra=fields,
+    )
 
 
 def application_default_credentials() -> Any:

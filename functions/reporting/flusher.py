@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.core import vitals
 from functions.core.device import Device, parse_device
 from functions.core.errors import InvalidDevice
 from functions.core.homegraph import BadRequest, Forbidden, NotFound, Transient
 from functions.core.ports import DeviceDocument
 from functions.reporting import planning
 from functions.reporting.model import UserRecord
-from functions.reporting.planning import Call, DeviceView, Event
+from functions.reporting.planning import Call, DeviceView, Event, QueueEntry
 from functions.reporting.redaction import loggable
 from functions.reporting.runtime import Runtime
 
@@ -215,6 +216,7 @@ class Flusher:
                 unsent = [call, *todo]
                 break
             _note_reported(now_reported, views, call)
+            _log_devices_reported(agent_user_id, call, views, entries, now_reported, rt.clock_ms())
             if answer.attempts > 1:
                 shaky |= set(call.states)
             if call.event is not None:
@@ -345,6 +347,39 @@ def _note_reported(now_reported: dict[str, dict[str, Any]], views: Mapping[str, 
         assert device is not None
         base = now_reported.get(device_id, views[device_id].reported)
         now_reported[device_id] = planning.reported_after(device, base, states)
+
+
+def _log_devices_reported(
+    agent_user_id: str,
+    call: Call,
+    views: Mapping[str, DeviceView],
+    entries: Sequence[QueueEntry],
+    now_reported: Mapping[str, Mapping[str, Any]],
+    now_ms: int,
+) -> None:
+    """Home Vitals' "device reported" line (functions.core.vitals), one per device of a call HomeGraph accepted: how
+    long after its change was queued the report went out (the oldest entry it covers), and a hash of the states
+    HomeGraph now holds for it (the state accuracy estimate compares QUERY answers with it)."""
+    queued_at: dict[str | None, int] = {}
+    for entry in entries:
+        queued_at[entry.device_id] = min(queued_at.get(entry.device_id, entry.created_ms), entry.created_ms)
+    user = vitals.user_hash(agent_user_id)
+    for device_id in call.states:
+        device = views[device_id].device
+        # The entry of the device's own change, or of a full report (no device: it covers every device).
+        changed_ms = min((queued_at[key] for key in (device_id, None) if key in queued_at), default=now_ms)
+        log.info(
+            vitals.DEVICE_REPORTED_LINE,
+            extra={
+                "deviceId": device_id,
+                "deviceType": device.type if device is not None else "unknown",
+                "freshnessMs": max(0, now_ms - changed_ms),
+                "userHash": user,
+                "statesHash": vitals.states_hash(now_reported.get(device_id, {})),
+                "requestId": call.request_id,
+                "atMs": now_ms,
+            },
+        )
 
 
 def _parse_quietly(agent_user_id: str, device_id: str, document: DeviceDocument | None) -> Device | None:
