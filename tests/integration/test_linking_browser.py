@@ -340,13 +340,13 @@ def green_pixels(screenshot: bytes, box: dict[str, float]) -> int:
 def test_linking_in_a_real_browser(served: dict[str, str], chromium: Any, firestore_db: Any) -> None:
     import base64
 
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def wait_for(condition: Any) -> Any:
         """Until the page the last click led to is there (a click does not wait for the navigation)."""
-        ignored = (NoSuchElementException, StaleElementReferenceException)
+        ignored = (NoSuchElementException, StaleElementReferenceException, WebDriverException)  # navigation races
         return WebDriverWait(chromium, 20, ignored_exceptions=ignored).until(condition)
 
     catcher = RedirectCatcher()
@@ -464,12 +464,14 @@ def screenshot(chromium: Any, language: str, page: str) -> bytes:
 
 
 def test_every_language_in_a_real_browser(served: dict[str, str], chromium: Any, firestore_db: Any) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def wait_for(condition: Any) -> Any:
-        ignored = (NoSuchElementException, StaleElementReferenceException)
+        # While the form's POST navigates, an element found in the old document may be gone before it is read
+        # (Chrome's "Node with given id does not belong to the document"): look again.
+        ignored = (NoSuchElementException, StaleElementReferenceException, WebDriverException)
         return WebDriverWait(chromium, 20, ignored_exceptions=ignored).until(condition)
 
     def logo_shows(png: bytes) -> None:

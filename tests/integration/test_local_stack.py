@@ -418,13 +418,13 @@ def chromium() -> Iterator[Any]:
 
 
 def test_the_google_home_page_drives_a_lamp_and_shows_the_reported_state(running: Running, chromium: Any) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     def until(condition: Callable[[Any], Any], timeout_s: float = 30) -> Any:
-        ignored = (NoSuchElementException, StaleElementReferenceException)
+        ignored = (NoSuchElementException, StaleElementReferenceException, WebDriverException)  # navigation races
         return WebDriverWait(chromium, timeout_s, ignored_exceptions=ignored).until(condition)
 
     def card(device_id: str) -> Any:

@@ -184,6 +184,11 @@ def test_the_cli_takes_the_stack_from_its_record_unless_the_environment_names_an
     stack_env = {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:18080", "GOOGLE_CLOUD_PROJECT": "demo-smart-home"}
     # This test's own process stands in for the stack (its command line names tools.stack: pytest's does not).
     fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "tools.stack"])
+    # Until the child has exec'd, /proc still shows pytest's command line: wait for the stand-in's own.
+    cmdline = Path(f"/proc/{fake.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while cmdline.exists() and b"tools.stack" not in cmdline.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         local_stack.record_path().write_text(json.dumps({"pid": fake.pid, "env": stack_env}))
         environ: dict[str, str] = {}
