@@ -12,6 +12,10 @@ messages at a time). Messages are published on schedule; observedAt is the publi
 Figures: HomeGraph calls per message; message -> stand-in latency (from publish to the start of the first call that
 carries the message's value or a later one of the same device) over the messages that change something; and
 whether every device's final state at the stand-in equals its true (last published) state, and Firestore's.
+
+A/B against another commit: BENCH_RS_OURS_ROOT=<a checkout> serves "ours" from that tree's main.py (same driver,
+stand-in, workload and emulators; the Firestore paths and message format are a contract, so any commit can be
+compared), and BENCH_RS_VARIANTS=ours (default "ours,naive") runs only the variants named.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ CHANGE_RATE = 0.05
 SEED = 20261121
 BURST_SPREAD_S = 0.1
 TOPIC = "bench-device-state"
+OURS_ROOT = Path(os.environ.get("BENCH_RS_OURS_ROOT") or ROOT).resolve()
+VARIANTS = [v.strip() for v in os.environ.get("BENCH_RS_VARIANTS", "ours,naive").split(",") if v.strip()]
 T = "action.devices.traits."
 
 
@@ -171,6 +177,7 @@ def start_function(
     target: str, source: Path, env: Mapping[str, str], index: int
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = emulators.free_port()
+    root = source.parents[1] if source.parent.name == "bench" else source.parent
     log = open(LOG_DIR / f"report-state-{target}-{index}.log", "wb")  # noqa: SIM115 - owned by the child process
     process = subprocess.Popen(
         [
@@ -183,8 +190,8 @@ def start_function(
             "--host=127.0.0.1",
             f"--port={port}",
         ],
-        cwd=ROOT,
-        env=dict(env),
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -282,6 +289,7 @@ def run_variant(
     client_ = publisher()
     firestore_pid = int(env["BENCH_FIRESTORE_PID"])
     emulator_cpu_before = cpu_seconds(firestore_pid)
+    driver_cpu_before = time.process_time()
     started = time.time()
     try:
         futures = []
@@ -314,6 +322,7 @@ def run_variant(
         failed = sum(n for relay in relays for status, n in relay.statuses.items() if not 200 <= status < 300)
         function_cpu = sum(cpu_seconds(process.pid) for process, _ in functions)
         emulator_cpu = cpu_seconds(firestore_pid) - emulator_cpu_before
+        driver_cpu = time.process_time() - driver_cpu_before
     finally:
         for relay in relays:
             relay.stop()
@@ -321,7 +330,12 @@ def run_variant(
             stop(process)
         delete(PROJECT, TOPIC, [f"{TOPIC}-{name}"])
     outcome = measure(name, plan, standin, db, initial, failed, wall)
-    outcome.extra = {"function_cpu_s": round(function_cpu, 1), "firestore_emulator_cpu_s": round(emulator_cpu, 1)}
+    outcome.extra = {
+        "function_cpu_s": round(function_cpu, 1),
+        "firestore_emulator_cpu_s": round(emulator_cpu, 1),
+        # The publisher, the push relays and the stand-in, which share the machine with the function.
+        "driver_cpu_s": round(driver_cpu, 1),
+    }
     return outcome
 
 
@@ -432,10 +446,11 @@ def main() -> None:
     plan = workload()
     outcomes = []
     try:
-        outcomes.append(run_variant("ours", "report_state", ROOT / "main.py", plan, env, standin))
-        outcomes.append(
-            run_variant("naive", "naive_report_state", ROOT / "bench" / "naive_report_state.py", plan, env, standin)
-        )
+        if "ours" in VARIANTS:
+            outcomes.append(run_variant("ours", "report_state", OURS_ROOT / "main.py", plan, env, standin))
+        if "naive" in VARIANTS:
+            naive = ROOT / "bench" / "naive_report_state.py"
+            outcomes.append(run_variant("naive", "naive_report_state", naive, plan, env, standin))
     finally:
         standin.stop()
         pubsub.stop()
@@ -447,7 +462,7 @@ def main() -> None:
     )
     columns = ["variant", "homegraph_calls", "calls_per_message", "latency_p50_s", "latency_p95_s", "latency_max_s"]
     columns += ["changes_never_reported", "final_state_correct_at_homegraph", "final_state_correct_in_firestore"]
-    columns += ["failed_deliveries", "wall_s", "function_cpu_s", "firestore_emulator_cpu_s"]
+    columns += ["failed_deliveries", "wall_s", "function_cpu_s", "firestore_emulator_cpu_s", "driver_cpu_s"]
     print("  ".join(f"{c:>12}" for c in columns))
     for row in rows:
         print("  ".join(f"{row[c]!s:>12}" for c in columns))
@@ -463,4 +478,5 @@ def setup() -> dict[str, Any]:
         "duration_s": DURATION_S,
         "window_ms": int(os.environ.get("REPORT_WINDOW_MS", "500")),
         "cpus": os.cpu_count(),
+        "ours_root": str(OURS_ROOT),
     }
