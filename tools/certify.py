@@ -31,9 +31,7 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
@@ -47,10 +45,11 @@ from functions.core.errors import CommandError
 from functions.core.schema import errors as schema_errors
 from functions.core.traits.base import CommandContext, Trait
 from tools import google, local_stack
+from tools.cli import Refused  # certify cannot start (no stack, no user, a bad option): one line, exit 1
+from tools.google_cli import http_json
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_SYNC_TIMEOUT_S = 60.0  # Request Sync is coalesced per user (REQUEST_SYNC_WINDOW_S), then Google SYNCs
-HTTP_TIMEOUT_S = 60.0
 POLL_S = 0.2
 MAX_CANDIDATES = 3000  # params tried per command (on the trait, in process: cheap)
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -71,30 +70,7 @@ DESTRUCTIVE: Mapping[str, str] = {
 }
 
 
-class Refused(Exception):
-    """certify cannot start (no stack, no user, a bad option): one line on stderr, exit code 1."""
-
-
 # Where Google is
-
-
-def _http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - given URL
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    except OSError as problem:
-        raise Refused(f"{url} did not answer: {problem}") from problem
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode("utf-8", "replace")
 
 
 class Google:
@@ -138,7 +114,7 @@ class StandInGoogle(Google):
         self.where = f"the local stack (HomeGraph stand-in at {self.url})"
 
     def fulfill(self, request: Mapping[str, Any]) -> tuple[int | None, Any]:
-        status, body = _http(
+        status, body = http_json(
             "POST", f"{self.url}/standin/users/{self._user_path}:fulfill", {"request": request, "caller": "certify"}
         )
         if status != 200 or not isinstance(body, dict):
@@ -146,18 +122,18 @@ class StandInGoogle(Google):
         return body.get("status"), body.get("response")
 
     def held_states(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        status, body = _http("GET", f"{self.url}/standin/users/{self._user_path}/states")
+        status, body = http_json("GET", f"{self.url}/standin/users/{self._user_path}/states")
         held = body.get("devices", {}) if status == 200 and isinstance(body, dict) else {}
         return {device_id: dict(held[device_id]) for device_id in device_ids if device_id in held}
 
     def known_devices(self) -> list[dict[str, Any]] | None:
-        status, body = _http("GET", f"{self.url}/standin/users/{self._user_path}")
+        status, body = http_json("GET", f"{self.url}/standin/users/{self._user_path}")
         if status != 200 or not isinstance(body, dict) or not body.get("linked"):
             return None
         return [dict(device) for device in body.get("devices", [])]
 
     def _calls(self, path: str, **query: Any) -> list[dict[str, Any]]:
-        status, body = _http("GET", f"{self.url}/standin/{path}?{urllib.parse.urlencode(query)}")
+        status, body = http_json("GET", f"{self.url}/standin/{path}?{urllib.parse.urlencode(query)}")
         key = "calls" if path == "calls" else "notifications"
         return list(body.get(key, [])) if status == 200 and isinstance(body, dict) else []
 
@@ -184,7 +160,7 @@ class DeployedGoogle(Google):
         self.where = f"{url} and Google's HomeGraph"
 
     def fulfill(self, request: Mapping[str, Any]) -> tuple[int | None, Any]:
-        return _http("POST", self.url, dict(request), self.token)
+        return http_json("POST", self.url, dict(request), self.token)
 
     def held_states(self, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         from functions.platform.homegraph import HomeGraphError

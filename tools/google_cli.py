@@ -95,7 +95,8 @@ def access_token(user: str, explicit: str | None) -> str:
     return token
 
 
-def _http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+def http_json(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    """(status, JSON body, or its text when it is not JSON) of one call; Refused when nothing answers."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -122,14 +123,14 @@ def send(args: argparse.Namespace, request: dict[str, Any]) -> tuple[int, Any]:
     """The fulfillment's (status, answer): through the stand-in of the local stack, or straight to --url."""
     if _through_standin(args):
         url = f"{_stack_url(None, 'homegraph stand-in', '--url')}/standin/users/{_user_path(args.user)}:fulfill"
-        status, body = _http("POST", url, {"request": request, "caller": "cli"})
+        status, body = http_json("POST", url, {"request": request, "caller": "cli"})
         if status != 200 or not isinstance(body, dict):
             raise Refused(f"the stand-in answered {status}: {body}")
         if body.get("status") is None:
             raise Refused(f"the fulfillment did not answer: {body.get('response')}")
         return int(body["status"]), body.get("response")
     url = _stack_url(args.url, "fulfillment", "--url")
-    return _http("POST", url, request, access_token(args.user, args.token))
+    return http_json("POST", url, request, access_token(args.user, args.token))
 
 
 def _print(value: Any) -> None:
@@ -198,7 +199,7 @@ def _standin(args: argparse.Namespace) -> str:
 
 
 def link(args: argparse.Namespace) -> int:
-    status, body = _http("POST", f"{_standin(args)}/standin/users/{_user_path(args.user)}:link", {"sync": True})
+    status, body = http_json("POST", f"{_standin(args)}/standin/users/{_user_path(args.user)}:link", {"sync": True})
     if status != 200:
         raise Refused(f"the stand-in answered {status}: {body}")
     shown = {"agentUserId": args.user, "linked": body.get("linked"), "synced": body.get("synced")}
@@ -210,7 +211,7 @@ def link(args: argparse.Namespace) -> int:
 
 
 def state(args: argparse.Namespace) -> int:
-    status, body = _http("GET", f"{_standin(args)}/standin/users/{_user_path(args.user)}")
+    status, body = http_json("GET", f"{_standin(args)}/standin/users/{_user_path(args.user)}")
     if status == 404:
         raise Refused(f"HomeGraph (the stand-in) does not know {args.user!r}: link first (`google link`)")
     if status != 200:
@@ -264,7 +265,7 @@ def shown_call(call: dict[str, Any], with_body: bool) -> dict[str, Any]:
 
 def calls(args: argparse.Namespace) -> int:
     query_string = urllib.parse.urlencode({k: v for k, v in (("agentUserId", args.user), ("method", args.method)) if v})
-    status, body = _http("GET", f"{_standin(args)}/standin/calls?{query_string}")
+    status, body = http_json("GET", f"{_standin(args)}/standin/calls?{query_string}")
     if status != 200:
         raise Refused(f"the stand-in answered {status}: {body}")
     _print([shown_call(call, args.body) for call in body["calls"][-args.last :]])
@@ -273,7 +274,7 @@ def calls(args: argparse.Namespace) -> int:
 
 def notifications(args: argparse.Namespace) -> int:
     query_string = urllib.parse.urlencode({"agentUserId": args.user} if args.user else {})
-    status, body = _http("GET", f"{_standin(args)}/standin/notifications?{query_string}")
+    status, body = http_json("GET", f"{_standin(args)}/standin/notifications?{query_string}")
     if status != 200:
         raise Refused(f"the stand-in answered {status}: {body}")
     shown = [{**n, "at": local_stack.iso_time(n.get("at"))} for n in body["notifications"][-args.last :]]
