@@ -1,5 +1,6 @@
-"""The architecture tree (docs/architecture.md, linked from the README) matches the code: it lists no path that does
-not exist, and every module under functions/ is in it.
+"""The architecture trees match the code: docs/architecture.md's lists no path that does not exist and every module
+under functions/; the README's Architecture section (its rooms) lists no path that does not exist and every package
+directly under functions/.
 
 The tree is the ```text block that follows the page's comment naming this file. Its lines are a path (indented two
 spaces a folder level; a folder ends with `/`) and what it is; a line of bare file names lists files of the folder
@@ -13,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "docs" / "architecture.md"  # the README's Architecture section links to it
+README = ROOT / "README.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"  # the README's Architecture section links to it
 MARKER = "tests/unit/test_readme_architecture.py"
 INDENT = 2
 FILE_NAME = re.compile(r"[\w-]+\.\w+")
@@ -24,7 +26,7 @@ TREE = re.compile(r"<!--(?:(?!-->).)*" + re.escape(MARKER) + r"(?:(?!-->).)*-->\
 def tree_block(readme: str) -> str:
     """The ```text block right after the comment that names this test."""
     found = TREE.search(readme)
-    assert found is not None, f"no ```text block right after a comment naming {MARKER} in {README}"
+    assert found is not None, f"no ```text block right after a comment naming {MARKER}"
     return found.group(1)
 
 
@@ -68,11 +70,26 @@ def tree_problems(listed: list[str], root: Path, package: str = "functions") -> 
     return problems
 
 
-def test_the_readme_tree_matches_the_code() -> None:
-    listed = listed_paths(tree_block(README.read_text()))
+def room_problems(listed: list[str], root: Path, package: str = "functions") -> list[str]:
+    """What the rooms get wrong: paths that do not exist, the package's subpackages (its rooms) they miss."""
+    problems = [f"listed but absent: {path}" for path in listed if not (root / path).exists()]
+    problems += [f"listed twice: {path}" for path, times in sorted(Counter(listed).items()) if times > 1]
+    packages = {init.parent.relative_to(root).as_posix() + "/" for init in (root / package).glob("*/__init__.py")}
+    problems += [f"not listed: {folder}" for folder in sorted(packages - set(listed))]
+    return problems
+
+
+def test_the_architecture_tree_matches_the_code() -> None:
+    listed = listed_paths(tree_block(ARCHITECTURE.read_text()))
     assert "functions/core/" in listed, "the tree was not read"
     assert "functions/fulfillment/entry.py" in listed, "the tree was not read"
     assert tree_problems(listed, ROOT) == []
+
+
+def test_the_readme_rooms_match_the_code() -> None:
+    listed = listed_paths(tree_block(README.read_text()))
+    assert "functions/reporting/" in listed, "the rooms were not read"
+    assert room_problems(listed, ROOT) == []
 
 
 # The checker itself fails where it should (a checker that cannot fail proves nothing)
@@ -120,4 +137,15 @@ def test_a_missing_module_and_an_absent_one_are_both_found(tmp_path: Path) -> No
     assert tree_problems(listed_paths(tree_block(SAMPLE)), tmp_path) == [
         "listed but absent: functions/alpha/b.py",
         "not listed: functions/beta/new.py",
+    ]
+
+
+def test_rooms_miss_a_new_package_and_name_an_absent_one(tmp_path: Path) -> None:
+    write(tmp_path, ["main.py", "functions/__init__.py", "functions/alpha/__init__.py", "functions/gamma/__init__.py"])
+    assert room_problems(listed_paths(tree_block(SAMPLE)), tmp_path) == [
+        "listed but absent: functions/alpha/entry.py",
+        "listed but absent: functions/alpha/a.py",
+        "listed but absent: functions/alpha/b.py",
+        "listed but absent: functions/beta/",
+        "not listed: functions/gamma/",
     ]
