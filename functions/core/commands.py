@@ -64,6 +64,8 @@ PENDING_TIMEOUTS_KIND = "pending-timeouts"
 GIVEN_UP = "given-up"  # nobody completed it in time, and Google holds no good token for a FAILURE follow-up
 NOT_HANDED_OVER = "not-handed-over"  # it could not be published or sent: the EXECUTE answered an error
 ANSWERED_AT_ONCE = "answered-at-once"  # the webhook answered it in its call, not PENDING
+# A pending command's field the timeout sweep queries (indexed: infra/firestore.tf).
+GIVE_UP_AT = "giveUpAt"
 # What a virtual router measures in a speed test (Mbps).
 VIRTUAL_DOWNLOAD_MBPS = 100.0
 VIRTUAL_UPLOAD_MBPS = 20.0
@@ -111,7 +113,7 @@ class PendingCommand:
         }
         if self.give_up_ms is not None and self.completed_by is None:
             # Only while pending: the sweep of overdue commands queries this field (functions/reporting/store.py).
-            data["giveUpAt"] = self.give_up_ms
+            data[GIVE_UP_AT] = self.give_up_ms
         return data
 
     @classmethod
@@ -128,7 +130,7 @@ class PendingCommand:
             backend=str(data.get("backend") or VIRTUAL),
             due_ms=int(data.get("dueAt") or 0),
             completed_by=data.get("completedBy"),
-            give_up_ms=int(data["giveUpAt"]) if data.get("giveUpAt") is not None else None,
+            give_up_ms=int(data[GIVE_UP_AT]) if data.get(GIVE_UP_AT) is not None else None,
         )
 
     def command_message(self, expects_result: bool = True) -> bytes:

@@ -149,3 +149,15 @@ class ReportStore(Protocol):
         ...
 
     def release_lease(self, agent_user_id: str, owner: str) -> None: ...
+
+    # the timeout sweep (functions/reporting/timeouts.py)
+
+    def overdue_pending(self, now_ms: int, limit: int) -> list[tuple[PendingCommand, Any]]:
+        """Pending commands whose give-up time is `now_ms` or earlier, with their versions: those nobody completed,
+        and those given up whose FAILURE follow-up is still queued (`completed_by` names its entry)."""
+        ...
+
+    def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
+        """Marks the command completed by its giving up (and queues `entry`, its FAILURE follow-up), unless it
+        changed since it was read (its result came meanwhile): then False, and nothing is written."""
+        ...

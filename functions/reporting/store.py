@@ -30,7 +30,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 
-from functions.core.commands import GIVEN_UP, PendingCommand, backend_of
+from functions.core.commands import GIVE_UP_AT, GIVEN_UP, PendingCommand, backend_of
 from functions.core.ports import DeviceDocument, StoredDevice
 from functions.platform.firestore import DEVICES, USERS, client, to_datetime, to_ms
 from functions.reporting import planning
@@ -44,7 +44,6 @@ LEASE = "reportLease"
 LEASE_DOCUMENT = "current"
 ANNOUNCED = "announced"
 FOLLOW_UPS = "followUps"
-GIVE_UP_AT = "giveUpAt"
 BATCH_LIMIT = 500
 QUEUE_TTL = dt.timedelta(days=7)
 ANNOUNCED_TTL = dt.timedelta(days=2)
@@ -384,7 +383,13 @@ class FirestoreReportStore:
         for snap in query.stream():
             data = snap.to_dict() or {}
             agent_user_id = snap.reference.parent.parent.id
-            if data.get("completedBy") is not None:  # completed by a writer that left the field: not overdue
+            completed_by = data.get("completedBy")
+            if completed_by is not None:
+                if self._in(agent_user_id, QUEUE, str(completed_by)).get().exists:
+                    # Given up by a sweep whose report was deferred: its FAILURE follow-up is still queued.
+                    found.append((PendingCommand.from_dict(snap.id, agent_user_id, data), snap.update_time))
+                    continue
+                # Reported, or completed by a writer that left the field: no longer overdue.
                 with contextlib.suppress(*_CONFLICTS):
                     snap.reference.update(
                         {GIVE_UP_AT: firestore.DELETE_FIELD},
@@ -396,13 +401,13 @@ class FirestoreReportStore:
 
     def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
         batch = self._db.batch()
+        fields: dict[str, Any] = {"completedBy": entry.entry_id if entry else GIVEN_UP, "givenUpAt": now_ms}
+        if entry is None:
+            # With a FAILURE follow-up queued it stays, so that a sweep whose report is deferred finds it again.
+            fields[GIVE_UP_AT] = firestore.DELETE_FIELD
         batch.update(
             self._in(pending.agent_user_id, FOLLOW_UPS, pending.command_id),
-            {
-                "completedBy": entry.entry_id if entry else GIVEN_UP,
-                GIVE_UP_AT: firestore.DELETE_FIELD,
-                "givenUpAt": now_ms,
-            },
+            fields,
             option=self._db.write_option(last_update_time=version),
         )
         if entry is not None:

@@ -8,7 +8,8 @@ give-up time has passed (`giveUpAt`: PENDING_TIMEOUT_S after it was issued, and 
 token, 90 s before that token expires: functions.core.commands.give_up_at) is given up in one conditional write:
 marked completed, so that a late result sends nothing more, and, when Google holds a token that is still good
 and the user is linked, with a FAILURE follow-up (errorCode GIVEN_UP_ERROR_CODE) queued for the user and then
-reported like any other entry. Each one is logged (WARNING).
+reported like any other entry. Each one is logged (WARNING). A command given up with a follow-up stays in the
+sweep's query until its entry has been reported, so a report deferred now is made by the next sweep.
 
 Why a scheduled sweep: it needs no function of its own (the deployed functions stay as they are) and a minute is
 precise enough for a timeout of minutes. A Firestore TTL policy deletes within a day, far too late; the user's own
@@ -21,11 +22,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
 
 from functions.core.commands import GIVEN_UP_ERROR_CODE, PendingCommand
 from functions.reporting import planning
 from functions.reporting.lease import Coalescer
+from functions.reporting.model import UserRecord
 from functions.reporting.planning import FOLLOW_UP, Event, QueueEntry
 from functions.reporting.runtime import Runtime
 
@@ -37,18 +38,6 @@ MAX_PER_SWEEP = 500
 PARALLEL_USERS = 16
 
 
-@runtime_checkable
-class PendingTimeoutStore(Protocol):
-    def overdue_pending(self, now_ms: int, limit: int) -> list[tuple[PendingCommand, Any]]:
-        """Pending commands nobody completed whose give-up time is `now_ms` or earlier, with their versions."""
-        ...
-
-    def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
-        """Marks the command completed by its giving up (and queues `entry`, its FAILURE follow-up), unless it
-        changed since it was read (its result came meanwhile): then False, and nothing is written."""
-        ...
-
-
 class Timeouts:
     def __init__(self, runtime: Runtime, coalescer: Coalescer) -> None:
         self._rt = runtime
@@ -58,14 +47,18 @@ class Timeouts:
         """Gives up every overdue pending command and reports the FAILURE follow-ups; returns how many."""
         rt = self._rt
         store = rt.store
-        if not isinstance(store, PendingTimeoutStore):
-            log.warning("this store keeps no pending commands: nothing to give up")
-            return 0
         now = rt.clock_ms()
-        follow_ups: dict[str, list[QueueEntry]] = {}
+        follow_ups: dict[str, list[tuple[str, int]]] = {}  # per user: (queue entry, created at)
+        users: dict[str, UserRecord | None] = {}
         given_up = 0
         for pending, version in store.overdue_pending(now, MAX_PER_SWEEP):
-            entry = self._failure_entry(pending, now)
+            if pending.completed_by is not None:
+                # Given up by an earlier sweep whose report was deferred: its follow-up is still queued.
+                follow_ups.setdefault(pending.agent_user_id, []).append((pending.completed_by, now))
+                continue
+            if pending.agent_user_id not in users:
+                users[pending.agent_user_id] = store.user(pending.agent_user_id)
+            entry = self._failure_entry(pending, users[pending.agent_user_id], now)
             if not store.give_up_pending(pending, version, entry, now):
                 continue  # its result came meanwhile
             given_up += 1
@@ -82,23 +75,23 @@ class Timeouts:
                 },
             )
             if entry is not None:
-                follow_ups.setdefault(pending.agent_user_id, []).append(entry)
+                follow_ups.setdefault(pending.agent_user_id, []).append((entry.entry_id, entry.created_ms))
         if follow_ups:
             with ThreadPoolExecutor(max_workers=min(PARALLEL_USERS, len(follow_ups))) as pool:
                 for done in [pool.submit(self._report, user, entries) for user, entries in follow_ups.items()]:
-                    done.result()  # ReportDeferred: the sweep's message comes again; the entries stay queued
+                    # ReportDeferred: the sweep's message comes again, and finds the entries still queued.
+                    done.result()
         return given_up
 
-    def _report(self, agent_user_id: str, entries: Sequence[QueueEntry]) -> None:
+    def _report(self, agent_user_id: str, entries: Sequence[tuple[str, int]]) -> None:
         # The first entry's flush covers them all; the others find theirs gone.
-        for entry in entries:
-            self._coalescer.ensure_reported(agent_user_id, entry.entry_id, entry.created_ms, queued=True)
+        for entry_id, created_ms in entries:
+            self._coalescer.ensure_reported(agent_user_id, entry_id, created_ms, queued=True)
 
-    def _failure_entry(self, pending: PendingCommand, now: int) -> QueueEntry | None:
+    def _failure_entry(self, pending: PendingCommand, user: UserRecord | None, now: int) -> QueueEntry | None:
         """The FAILURE follow-up Google gets for the command, if it holds a good token and the user is linked."""
         if not pending.token or pending.expires_ms <= now:
             return None
-        user = self._rt.store.user(pending.agent_user_id)
         if user is None or not user.linked:
             return None
         payload = planning.follow_up_notifications(

@@ -46,6 +46,7 @@ class Harness:
     put_user: Callable[[str, bool, int], None]
     put_device: Callable[[str, str, DeviceDocument], None]
     write_state: Callable[[str, str, dict[str, Any]], None]  # a device cloud writing the document itself
+    drop_entry: Callable[[str, str], None]  # a flush (of another instance) having reported a queue entry
 
 
 def memory_harness() -> Harness:
@@ -57,7 +58,10 @@ def memory_harness() -> Harness:
     def write_state(agent_user_id: str, device_id: str, state: dict[str, Any]) -> None:
         fake.write_state(agent_user_id, device_id, state)
 
-    return Harness(fake, put_user, fake.put_device, write_state)
+    def drop_entry(agent_user_id: str, entry_id: str) -> None:
+        del fake.entries[(agent_user_id, entry_id)]
+
+    return Harness(fake, put_user, fake.put_device, write_state, drop_entry)
 
 
 def firestore_harness(db: Any) -> Harness:
@@ -76,7 +80,10 @@ def firestore_harness(db: Any) -> Harness:
     def write_state(agent_user_id: str, device_id: str, state: dict[str, Any]) -> None:
         user_ref(agent_user_id).collection("devices").document(device_id).update({"state": state})
 
-    return Harness(FirestoreReportStore(db), put_user, put_device, write_state)
+    def drop_entry(agent_user_id: str, entry_id: str) -> None:
+        user_ref(agent_user_id).collection("reportQueue").document(entry_id).delete()
+
+    return Harness(FirestoreReportStore(db), put_user, put_device, write_state, drop_entry)
 
 
 @pytest.fixture
@@ -447,6 +454,46 @@ def test_a_saved_pending_command_reads_back_equal_and_saving_again_replaces_it(h
     assert second.pending == replace(command, completed_by="e7")
     assert second.pending_version != first.pending_version
     assert read(harness, command="cmd-2").pending is None
+
+
+def test_the_sweep_finds_the_commands_past_their_give_up_time_nobody_completed(harness: Harness) -> None:
+    harness.store.save_pending(pending("overdue", give_up_ms=NOW - 1))
+    harness.store.save_pending(pending("not-yet", give_up_ms=NOW + 1))
+    harness.store.save_pending(pending("never", give_up_ms=None))
+    harness.store.save_pending(pending("done", give_up_ms=NOW - 1, completed_by="e-result"))
+    found = harness.store.overdue_pending(NOW, 10)
+    assert [(command.command_id, command.completed_by) for command, _ in found] == [("overdue", None)]
+    assert harness.store.overdue_pending(NOW, 0) == []
+
+
+def test_a_give_up_with_a_follow_up_is_found_again_until_its_entry_is_reported(harness: Harness) -> None:
+    harness.store.save_pending(pending("overdue", give_up_ms=NOW - 1))
+    [(command, version)] = harness.store.overdue_pending(NOW, 10)
+    failure = entry("e-timeout", event("f1", FOLLOW_UP, NOW + 9_000))
+    assert harness.store.give_up_pending(command, version, failure, NOW)
+    assert harness.store.entry_exists("alice", "e-timeout")
+    # Its report was deferred: the next sweep finds it, completed by its queued entry.
+    [(again, _)] = harness.store.overdue_pending(NOW + 60_000, 10)
+    assert (again.command_id, again.completed_by) == ("overdue", "e-timeout")
+    harness.drop_entry("alice", "e-timeout")
+    assert harness.store.overdue_pending(NOW + 120_000, 10) == []
+    assert read(harness, command="overdue").pending == replace(command, completed_by="e-timeout", give_up_ms=None)
+
+
+def test_a_give_up_without_a_follow_up_is_not_found_again(harness: Harness) -> None:
+    harness.store.save_pending(pending("overdue", token=None, give_up_ms=NOW - 1))
+    [(command, version)] = harness.store.overdue_pending(NOW, 10)
+    assert harness.store.give_up_pending(command, version, None, NOW)
+    assert harness.store.overdue_pending(NOW + 60_000, 10) == []
+
+
+def test_a_command_that_changed_since_the_sweep_read_it_is_not_given_up(harness: Harness) -> None:
+    harness.store.save_pending(pending("overdue", give_up_ms=NOW - 1))
+    [(command, version)] = harness.store.overdue_pending(NOW, 10)
+    harness.store.save_pending(replace(command, completed_by="e-result"))  # its result came meanwhile
+    assert not harness.store.give_up_pending(command, version, entry("e-timeout"), NOW)
+    assert not harness.store.entry_exists("alice", "e-timeout")
+    assert read(harness, command="overdue").pending == replace(command, completed_by="e-result", give_up_ms=None)
 
 
 def test_a_pending_command_belongs_to_its_user(harness: Harness) -> None:

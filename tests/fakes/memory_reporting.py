@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functions.core.commands import PendingCommand, backend_of
+from functions.core.commands import GIVE_UP_AT, GIVEN_UP, PendingCommand, backend_of
 from functions.core.ports import DeviceDocument, StoredDevice
 from functions.reporting.model import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
 from functions.reporting.planning import Event, QueueEntry
@@ -265,3 +265,34 @@ class MemoryReportStore:
             before = self.pending.get(key)
             self.pending[key] = pending.to_dict()
             self._bump_if_changed(("pending", *key), before, self.pending[key])
+
+    # the timeout sweep
+
+    def overdue_pending(self, now_ms: int, limit: int) -> list[tuple[PendingCommand, Any]]:
+        found = []
+        with self._lock:
+            for (user, command_id), data in sorted(self.pending.items()):
+                if data.get(GIVE_UP_AT) is None or data[GIVE_UP_AT] > now_ms:
+                    continue
+                completed_by = data.get("completedBy")
+                if completed_by is not None and (user, completed_by) not in self.entries:
+                    data.pop(GIVE_UP_AT)  # reported, or completed by a result: no longer overdue
+                    continue
+                found.append(
+                    (PendingCommand.from_dict(command_id, user, data), self._version(("pending", user, command_id)))
+                )
+        return found[:limit]
+
+    def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
+        with self._lock:
+            key = (pending.agent_user_id, pending.command_id)
+            if self._version(("pending", *key)) != version:
+                return False
+            if entry is not None:
+                self.entries[(pending.agent_user_id, entry.entry_id)] = copy.deepcopy(entry.to_dict())
+            completed = {"completedBy": entry.entry_id if entry else GIVEN_UP, "givenUpAt": now_ms}
+            self.pending[key] = {**self.pending[key], **completed}
+            if entry is None:
+                self.pending[key].pop(GIVE_UP_AT, None)  # with a follow-up queued it stays, to be found again
+            self._bump(("pending", *key))
+            return True

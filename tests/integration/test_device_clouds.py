@@ -144,15 +144,19 @@ def test_a_pending_command_nobody_completes_is_given_up_with_a_failure(
         "followUpToken": "tok-timeout",
     }
     assert any(r.getMessage().startswith("pending command given up") for r in caplog.records)
-    pending = pipeline.db.document(f"users/alice/followUps/{command.command_id}").get().to_dict()
-    assert pending["completedBy"]
-    assert "giveUpAt" not in pending
+    document = pipeline.db.document(f"users/alice/followUps/{command.command_id}")
+    assert document.get().to_dict()["completedBy"]
     # The lock did lock, late: its state is reported; Google hears no second follow-up.
     cloud().complete(command.command_id, "alice", "front-door", {"isLocked": True})
     pipeline.settle(2)
     late = pipeline.validated()[-1]
     assert late["payload"]["devices"]["states"]["front-door"]["isLocked"] is True
     assert "notifications" not in late["payload"]["devices"]
+    # The next sweep finds the follow-up reported: the command is no longer overdue, and nothing more is sent.
+    pipeline.publish(b"{}", {"kind": "pending-timeouts"})
+    pipeline.settle(3)
+    assert "giveUpAt" not in document.get().to_dict()
+    assert len(pipeline.validated()) == 2
 
 
 # webhook

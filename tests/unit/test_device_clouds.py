@@ -29,8 +29,6 @@ from functions.fulfillment import webhook
 from functions.fulfillment.backends import ANSWERED_AT_ONCE, NOT_HANDED_OVER, DeviceBackends
 from functions.fulfillment.service import Fulfillment
 from functions.reporting.pipeline import Reporter
-from functions.reporting.planning import QueueEntry
-from functions.reporting.timeouts import PendingTimeoutStore
 from tests.fakes.memory import MemoryStore
 from tests.fakes.memory_reporting import MemoryReportStore
 from tests.schema_oracle import oracle
@@ -377,30 +375,6 @@ def test_the_schema_oracle_allows_exactly_the_matter_fields_in_addition() -> Non
 # Giving up pending commands
 
 
-class SweptStore(MemoryReportStore):
-    """The in-memory store with the sweep's two calls (functions.reporting.timeouts.PendingTimeoutStore)."""
-
-    def overdue_pending(self, now_ms: int, limit: int) -> list[tuple[PendingCommand, Any]]:
-        with self._lock:
-            return [
-                (PendingCommand.from_dict(command_id, user, data), self._version(("pending", user, command_id)))
-                for (user, command_id), data in sorted(self.pending.items())
-                if data.get("giveUpAt") is not None and data["giveUpAt"] <= now_ms and data.get("completedBy") is None
-            ][:limit]
-
-    def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
-        with self._lock:
-            key = (pending.agent_user_id, pending.command_id)
-            if self._version(("pending", *key)) != version:
-                return False
-            if entry is not None:
-                self.entries[(pending.agent_user_id, entry.entry_id)] = entry.to_dict()
-            self.pending[key] = {**self.pending[key], "completedBy": entry.entry_id if entry else GIVEN_UP}
-            self.pending[key].pop("giveUpAt", None)
-            self._bump(("pending", *key))
-            return True
-
-
 def overdue(command_id: str, token: str | None, device: str = "front-door", **changes: Any) -> PendingCommand:
     found = PendingCommand(
         command_id, "alice", device, C + "LockUnlock", {"lock": True}, token, NOW - 400_000, NOW + 60_000,
@@ -410,10 +384,10 @@ def overdue(command_id: str, token: str | None, device: str = "front-door", **ch
 
 
 @pytest.fixture
-def swept() -> tuple[SweptStore, RecordingHomeGraph, Reporter]:
+def swept() -> tuple[MemoryReportStore, RecordingHomeGraph, Reporter]:
     from tests.unit.test_reporting import FAST
 
-    store = SweptStore()
+    store = MemoryReportStore()
     store.put_user("alice", linked=True)
     store.put_device("alice", "front-door", document(lock()))
     store.put_device("alice", "lamp", document(lamp("lamp")))
@@ -422,15 +396,15 @@ def swept() -> tuple[SweptStore, RecordingHomeGraph, Reporter]:
 
 
 def test_an_overdue_command_is_given_up_with_a_failure_follow_up_once(
-    swept: tuple[SweptStore, RecordingHomeGraph, Reporter],
+    swept: tuple[MemoryReportStore, RecordingHomeGraph, Reporter],
 ) -> None:
     store, homegraph, reporter = swept
-    assert isinstance(store, PendingTimeoutStore)
     store.save_pending(overdue("with-token", "google-token"))
     store.save_pending(overdue("without-token", None))
     store.save_pending(overdue("not-yet", "t2", give_up_ms=NOW + 1))
     assert reporter.give_up_overdue("m1", NOW) == "reported"
     [body] = homegraph.bodies
+    oracle().assert_report(body, {"front-door": lock()["traits"]})
     assert body["payload"]["devices"]["notifications"]["front-door"]["LockUnlock"]["followUpResponse"] == {
         "status": "FAILURE",
         "errorCode": "deviceOffline",
@@ -443,8 +417,37 @@ def test_an_overdue_command_is_given_up_with_a_failure_follow_up_once(
     assert len(homegraph.bodies) == 1
 
 
+def test_a_follow_up_whose_report_was_deferred_is_reported_by_the_next_sweep(
+    swept: tuple[MemoryReportStore, RecordingHomeGraph, Reporter],
+) -> None:
+    from functions.core.homegraph import Transient
+    from functions.reporting.model import ReportDeferred
+    from tests.unit.test_reporting import FAST
+
+    store, homegraph, _ = swept
+    clock = [NOW]
+    reporter = Reporter(store, lambda: homegraph, FAST, clock_ms=lambda: clock[0])
+    store.save_pending(overdue("deferred", "google-token"))
+    homegraph.failures = [Transient("reportStateAndNotification", 503, "unavailable")]
+    with pytest.raises(ReportDeferred):
+        reporter.give_up_overdue("m1", NOW)
+    clock[0] += 1_000  # past the lease a failing HomeGraph keeps (FAST.retry_after_s)
+    assert homegraph.bodies == []
+    assert store.pending[("alice", "deferred")]["completedBy"]
+    # The sweep's message comes again (or the next minute's): the queued FAILURE goes out, once.
+    reporter.give_up_overdue("m1", NOW)
+    [body] = homegraph.bodies
+    oracle().assert_report(body, {"front-door": lock()["traits"]})
+    assert body["payload"]["devices"]["notifications"]["front-door"]["LockUnlock"]["followUpResponse"]["status"] == (
+        "FAILURE"
+    )
+    reporter.give_up_overdue("m2", NOW)
+    assert len(homegraph.bodies) == 1
+    assert "giveUpAt" not in store.pending[("alice", "deferred")]
+
+
 def test_a_result_after_the_give_up_changes_the_state_but_sends_no_second_follow_up(
-    swept: tuple[SweptStore, RecordingHomeGraph, Reporter],
+    swept: tuple[MemoryReportStore, RecordingHomeGraph, Reporter],
 ) -> None:
     from functions.core.state_messages import StateMessage
 
@@ -458,7 +461,7 @@ def test_a_result_after_the_give_up_changes_the_state_but_sends_no_second_follow
 
 
 def test_a_command_completed_without_a_token_is_not_given_up(
-    swept: tuple[SweptStore, RecordingHomeGraph, Reporter],
+    swept: tuple[MemoryReportStore, RecordingHomeGraph, Reporter],
 ) -> None:
     from functions.core.state_messages import StateMessage
 
