@@ -133,18 +133,6 @@ class PendingCommand:
             give_up_ms=int(data[GIVE_UP_AT]) if data.get(GIVE_UP_AT) is not None else None,
         )
 
-    def command_message(self, expects_result: bool = True) -> bytes:
-        """What the commands topic gets for a "pubsub" device (no token: that stays with us)."""
-        return command_message(
-            self.command_id,
-            self.agent_user_id,
-            self.device_id,
-            self.command,
-            self.params,
-            self.created_ms,
-            expects_result,
-        )
-
 
 def give_up_at(created_ms: int, token: str | None, expires_ms: int, timeout_ms: int) -> int:
     """When a pending command nobody completed is given up: `timeout_ms` after it was issued, and for a command

@@ -55,10 +55,6 @@ MAX_PARALLEL = 16
 
 
 class PendingCommandStore(Protocol):
-    def backend(self, agent_user_id: str, device_id: str) -> str:
-        """The device's backend (see `backend_of`)."""
-        ...
-
     def save_pending(self, pending: PendingCommand) -> None: ...
 
 
@@ -94,26 +90,22 @@ class DeviceBackends:
         token = execution.follow_up_token
         if not token:
             return
-        backend = self._store.backend(agent_user_id, device.id)
-        delay = self._virtual_delay_ms() if backend == VIRTUAL else 0
+        # Devices of the other backends are carried out by `carry_out`, before the EXECUTE answers.
         pending = dataclasses.replace(
-            self._pending_command(self._new_command_id(), agent_user_id, device.id, execution, backend, now_ms),
-            due_ms=now_ms + delay,
+            self._pending_command(self._new_command_id(), agent_user_id, device.id, execution, VIRTUAL, now_ms),
+            due_ms=now_ms + self._virtual_delay_ms(),
         )
         self._store.save_pending(pending)
-        fields = {"commandId": pending.command_id, "backend": backend, "command": execution.command}
+        fields = {"commandId": pending.command_id, "backend": VIRTUAL, "command": execution.command}
         try:
-            if backend == VIRTUAL:
-                result = StateMessage(
-                    agent_user_id=agent_user_id,
-                    device_id=device.id,
-                    states=virtual_result(execution.command, execution.params, effect, pending.due_ms),
-                    observed_at_ms=pending.due_ms,
-                    command_id=pending.command_id,
-                )
-                self._publisher().publish(self._state_topic(), state_message_data(result))
-            else:
-                self._publisher().publish(self._commands_topic(), pending.command_message())
+            result = StateMessage(
+                agent_user_id=agent_user_id,
+                device_id=device.id,
+                states=virtual_result(execution.command, execution.params, effect, pending.due_ms),
+                observed_at_ms=pending.due_ms,
+                command_id=pending.command_id,
+            )
+            self._publisher().publish(self._state_topic(), state_message_data(result))
         except PublishingUnavailable as unavailable:
             log.warning(
                 "no Pub/Sub here: the pending command stays pending", extra={**fields, "reason": str(unavailable)}

@@ -30,7 +30,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 
-from functions.core.commands import GIVE_UP_AT, GIVEN_UP, PendingCommand, backend_of
+from functions.core.commands import GIVE_UP_AT, GIVEN_UP, PendingCommand
 from functions.core.ports import DeviceDocument, StoredDevice
 from functions.platform.firestore import DEVICES, USERS, client, to_datetime, to_ms
 from functions.reporting import planning
@@ -361,10 +361,6 @@ class FirestoreReportStore:
             ref.delete(option=self._db.write_option(last_update_time=held))
 
     # pending commands (the fulfillment's side)
-
-    def backend(self, agent_user_id: str, device_id: str) -> str:
-        snap = self._in(agent_user_id, DEVICES, device_id).get()
-        return backend_of(snap.to_dict() if snap.exists else None)
 
     def save_pending(self, pending: PendingCommand) -> None:
         document = {**pending.to_dict(), "expiresAt": to_datetime(pending.expires_ms)}

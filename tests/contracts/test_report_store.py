@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from functions.core.commands import PUBSUB, VIRTUAL, PendingCommand
+from functions.core.commands import PUBSUB, PendingCommand
 from functions.core.ports import DeviceDocument
 from functions.reporting.model import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, ReportStore, UserRecord
 from functions.reporting.planning import FOLLOW_UP, NOTIFICATION, Event, QueueEntry
@@ -34,8 +34,6 @@ LAMP: dict[str, Any] = {
 
 class Stores(ReportStore, Protocol):
     """Both ports, as both implementations offer them from one object."""
-
-    def backend(self, agent_user_id: str, device_id: str) -> str: ...
 
     def save_pending(self, pending: PendingCommand) -> None: ...
 
@@ -432,15 +430,6 @@ def test_peek_says_which_entries_are_still_queued(harness: Harness) -> None:
 
 
 # pending commands
-
-
-def test_a_devices_backend_is_virtual_unless_it_says_pubsub(harness: Harness) -> None:
-    harness.put_device("alice", "relay", {**LAMP, "backend": PUBSUB})
-    harness.put_device("alice", "odd", {**LAMP, "backend": "carrier-pigeon"})
-    assert harness.store.backend("alice", "relay") == PUBSUB
-    assert harness.store.backend("alice", "lamp") == VIRTUAL
-    assert harness.store.backend("alice", "odd") == VIRTUAL
-    assert harness.store.backend("alice", "missing") == VIRTUAL
 
 
 def test_a_saved_pending_command_reads_back_equal_and_saving_again_replaces_it(harness: Harness) -> None:

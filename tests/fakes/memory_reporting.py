@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functions.core.commands import GIVE_UP_AT, GIVEN_UP, PendingCommand, backend_of
+from functions.core.commands import GIVE_UP_AT, GIVEN_UP, PendingCommand
 from functions.core.ports import DeviceDocument, StoredDevice
 from functions.reporting.model import REPORT_SEQ, ApplyRead, ApplyWrite, Observed, UserRecord
 from functions.reporting.planning import Event, QueueEntry
@@ -254,10 +254,6 @@ class MemoryReportStore:
                 del self.leases[agent_user_id]
 
     # PendingCommandStore
-
-    def backend(self, agent_user_id: str, device_id: str) -> str:
-        with self._lock:
-            return backend_of(self.devices.get((agent_user_id, device_id)))
 
     def save_pending(self, pending: PendingCommand) -> None:
         with self._lock:

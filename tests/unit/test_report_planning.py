@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from functions.core.commands import PUBSUB, Execution, backend_of, virtual_result
+from functions.core.commands import Execution, backend_of, virtual_result
 from functions.core.device import parse_device
 from functions.core.state_messages import (
     CONTRACT,
@@ -281,26 +281,6 @@ def test_a_virtual_device_completes_by_publishing_its_result_on_the_state_topic(
     assert result == StateMessage(
         "alice", "front-door", {"isLocked": True, "isJammed": False}, NOW + 1500, command_id="cmd-1"
     )
-
-
-def test_a_pubsub_device_gets_the_command_without_the_token() -> None:
-    store, published = MemoryReportStore(), Published()
-    store.put_device("alice", "front-door", {**document(lock()), "backend": PUBSUB})
-    execution = Execution("action.devices.commands.LockUnlock", {"lock": False}, follow_up_token="google-token")
-    backends(store, published).pending("alice", device(lock()), execution, Effect(pending=True), NOW)
-    [(topic, data, _)] = published.messages
-    assert topic == "device-commands"
-    command = json.loads(data)
-    assert command == {
-        "commandId": "cmd-1",
-        "agentUserId": "alice",
-        "deviceId": "front-door",
-        "command": "action.devices.commands.LockUnlock",
-        "params": {"lock": False},
-        "issuedAt": format_time_ms(NOW),
-        "expectsResult": True,
-    }
-    assert "google-token" not in data.decode()
 
 
 def test_a_backend_that_cannot_be_reached_does_not_fail_the_execute() -> None:
