@@ -21,11 +21,12 @@ import time
 
 from flask import Request, Response
 
+from functions.linking.model import SESSION_TTL_S  # the cookie lives as long as the session it names
+
 CSRF = "linking_csrf"
 SESSION = "linking_session"
 DEVICE = "linking_device"
 SECURE_PREFIX = "__Host-"
-SESSION_TTL_S = 600
 DEVICE_TTL_S = 180 * 24 * 3600
 MAX_DEVICE_ENTRIES = 5  # a shared tablet in a household: a few accounts, newest kept
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from functions.core import tokens
+
 _KEY_PURPOSE = b"functions.linking.successors: refresh successor key"
 _NONCE_BYTES = 12
 
@@ -63,4 +65,4 @@ def unseal(refresh_token: str, sealed: str) -> Successor | None:
 
 def _associated(refresh_token: str) -> bytes:
     """Binds the ciphertext to the token's document: moved to another token's, it does not open."""
-    return hashlib.sha256(refresh_token.encode()).hexdigest().encode()
+    return tokens.hash_token(refresh_token).encode()

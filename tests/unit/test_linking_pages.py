@@ -120,11 +120,15 @@ def fresh_settings() -> None:
         cached.cache_clear()
 
 
-def test_the_accent_text_and_lines_keep_their_contrast() -> None:
+def test_the_accent_text_and_lines_keep_their_contrast(monkeypatch: pytest.MonkeyPatch) -> None:
     assert branding.contrast("#000000", "#ffffff") == pytest.approx(21)
+    assert branding.contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)  # WCAG's own example colour
     for accent in ("#1a73e8", "#ffeb3b", "#0b8043", "#000000", "#ffffff", "#777777"):
-        text = "#000000" if branding.contrast(accent, "#000000") >= branding.contrast(accent, "#ffffff") else "#ffffff"
-        assert branding.contrast(accent, text) >= 4.5, accent
+        monkeypatch.setenv("ACCOUNT_LINKING_ACCENT_COLOR", accent)
+        brand = branding.current()
+        assert brand.accent == accent
+        assert branding.contrast(brand.accent, brand.accent_text) >= 4.5, accent  # text on the accent
+        assert branding.contrast(brand.accent_line, "#ffffff") >= 3, accent  # outlines and borders on white
 
 
 def test_the_brand_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
