@@ -59,9 +59,6 @@ EXEMPT_ERROR_CODES: frozenset[str] = frozenset(
         "minSpeedReached",
     }
 )
-# Non-blocking exceptions: the command reached the device and the intent was satisfied despite the warning
-# (SOURCE: "a SUCCESS status accompanied by a lowBattery exception").
-NON_BLOCKING_EXCEPTIONS: frozenset[str] = frozenset({"lowBattery"})
 # Codes this project does not count as failures although Google's list does not name them, with the reason.
 OUR_READING: Mapping[str, str] = {
     # Secondary user verification: the command waits for the user's confirmation or PIN, and Google sends it again
@@ -74,8 +71,8 @@ def is_exempt(status: str, error_code: str | None) -> bool:
     """Whether a device result that is not SUCCESS or PENDING still counts as a success."""
     if not error_code:
         return False
-    if status == "EXCEPTIONS" and error_code in NON_BLOCKING_EXCEPTIONS:
-        return True
+    # A non-blocking exception (SOURCE: "a SUCCESS status accompanied by a lowBattery exception") is one of the
+    # exempt codes, whatever the status carrying it.
     return error_code in EXEMPT_ERROR_CODES or error_code in OUR_READING
 
 

@@ -145,7 +145,9 @@ class HomeGraphClient:
             attempt += 1
             started = time.monotonic()
             try:
-                answer = make(self.service()).execute(http=self._http(), num_retries=0)
+                request, http = make(self.service()), self._http()
+                started = time.monotonic()  # the call's latency: without building the client on first use
+                answer = request.execute(http=http, num_retries=0)
                 _log_call(method, 200, started, attempt)
                 return Ok(answer if isinstance(answer, dict) else {}, attempts=attempt)
             except Exception as problem:
