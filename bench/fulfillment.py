@@ -158,36 +158,29 @@ def steady(servers: dict[str, Server], issued: dict[str, dict[str, str]], db: An
     # Every device written elsewhere before each round (outside the timing): ours reads them again, whole.
     level = [1]
 
-    def changed(side: str) -> Any:
-        query = on(side, query_request(ids))
+    def after_changing(side: str, user_key: str, call: Any) -> Any:
+        """`call` (timed) after the user's 10 devices `ids` were written elsewhere (not timed)."""
 
         def run() -> float:
             level[0] = level[0] % 100 + 1
             batch = db.batch()
-            devices = db.collection("users").document(f"{side}-user").collection("devices")
+            devices = db.collection("users").document(f"{side}-{user_key}").collection("devices")
             for device_id in ids:
                 batch.update(devices.document(device_id), {"state.brightness": level[0]})
             batch.commit()
-            return float(query())
+            return float(call())
 
         return run
 
-    figures.append(paired("QUERY 10 devices, all changed since (info)", None, changed("ours"), changed("bare")))
+    def query_changed(side: str) -> Any:
+        return after_changing(side, "user", on(side, query_request(ids)))
 
     def sync_changed(side: str) -> Any:
-        sync_call = on(side, sync, "sync")
+        return after_changing(side, "sync", on(side, sync, "sync"))
 
-        def run() -> float:
-            level[0] = level[0] % 100 + 1
-            batch = db.batch()
-            devices = db.collection("users").document(f"{side}-sync").collection("devices")
-            for device_id in ids:
-                batch.update(devices.document(device_id), {"state.brightness": level[0]})
-            batch.commit()
-            return float(sync_call())
-
-        return run
-
+    figures.append(
+        paired("QUERY 10 devices, all changed since (info)", None, query_changed("ours"), query_changed("bare"))
+    )
     figures.append(
         paired(
             "SYNC of 1,000, 10 changed since (info)", None, sync_changed("ours"), sync_changed("bare"), sync_rounds, 2

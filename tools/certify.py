@@ -96,7 +96,7 @@ class Google:
     def request_syncs_since(self, mark: int) -> int:
         return 0
 
-    def notifications_since(self, mark: int) -> list[dict[str, Any]]:
+    def notifications(self) -> list[dict[str, Any]]:
         return []
 
 
@@ -143,7 +143,7 @@ class StandInGoogle(Google):
     def request_syncs_since(self, mark: int) -> int:
         return len(self._calls("calls", method="requestSync", agentUserId=self.user, since=mark))
 
-    def notifications_since(self, mark: int) -> list[dict[str, Any]]:
+    def notifications(self) -> list[dict[str, Any]]:
         return self._calls("notifications", agentUserId=self.user)
 
 
@@ -636,7 +636,7 @@ def check_notifications(run: Run, view: Mapping[str, Any]) -> None:
     event_id = f"certify-{uuid.uuid4().hex[:12]}"
     devicecloud.DeviceCloud().publish_state(run.user, device_id, {}, notifications=notification, event_id=event_id)
     arrived = wait_until(
-        lambda: any(n.get("eventId") == event_id for n in run.google.notifications_since(0)), run.timeout_s
+        lambda: any(n.get("eventId") == event_id for n in run.google.notifications()), run.timeout_s
     )
     check.status = PASS if arrived else FAIL
     check.message = (

@@ -25,13 +25,11 @@ import os
 import random
 import secrets
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from devicecloud import Command, DeviceCloud, WebhookVerificationError, verify_webhook
@@ -46,7 +44,6 @@ from tools import emulators
 
 log = logging.getLogger("devicecloud.simulator")
 
-ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8087
 SUBSCRIPTION = "device-cloud-simulator"
@@ -344,16 +341,8 @@ def start_in_stack(stack: Any) -> None:
     port = DEFAULT_PORT if emulators.port_is_free(DEFAULT_PORT, HOST) else emulators.free_port(HOST)
     url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
     stack.share(WEBHOOK_URL=url, WEBHOOK_SECRET=secrets.token_urlsafe(32))
-    log_file = open(stack.log_path("devicecloud"), "ab")  # noqa: SIM115 - owned by the child process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "functions", "devicecloud", "simulate", "--webhook", "--port", str(port)],
-        cwd=ROOT,
-        env=dict(stack.env),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stack.processes["devicecloud"] = process
+    command = [sys.executable, "-m", "functions", "devicecloud", "simulate", "--webhook", "--port", str(port)]
+    process = stack.launch("devicecloud", command)
     deadline = time.monotonic() + 60
     while not _answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
