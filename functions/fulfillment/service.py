@@ -308,8 +308,11 @@ class Fulfillment:
                 break
         else:
             log.error("execute gave up after write conflicts", extra={"requestId": request.request_id})
+            # Only the devices whose states were not written fail: a device cloud already has its commands.
             outcomes = {
-                device_id: _Outcome("ERROR", errors.TRANSIENT_ERROR) if o.status in ("SUCCESS", "PENDING") else o
+                device_id: _Outcome("ERROR", errors.TRANSIENT_ERROR)
+                if o.status in ("SUCCESS", "PENDING") and device_id not in answered
+                else o
                 for device_id, o in outcomes.items()
             }
 
@@ -345,7 +348,7 @@ class Fulfillment:
         snapshot: Snapshot,
         plan: Mapping[str, Sequence[Execution]],
         now_ms: int,
-        answered: Answers | None = None,
+        answered: Answers,
     ) -> tuple[dict[str, _Outcome], list[StateWrite], list[tuple[Device, Execution, Effect]]]:
         outcomes: dict[str, _Outcome] = {}
         writes: list[StateWrite] = []
@@ -353,7 +356,7 @@ class Fulfillment:
         # (device, its state after the commands, results, status, errorCode) of the devices that ran them all
         settled: list[tuple[Device, Device, dict[str, Any], str, str | None]] = []
         remote: list[tuple[Device, list[CommandRun], dict[str, Any]]] = []
-        follow_ups = self._follow_ups if answered is not None else None
+        follow_ups = self._follow_ups
         for device_id, executions in plan.items():
             device = self._device(snapshot, device_id, request.request_id)
             if device is None:
@@ -387,7 +390,7 @@ class Fulfillment:
             is_pending = bool(device_pending) and self._follow_ups is not None
             settled.append((device, after, results, "PENDING" if is_pending else "SUCCESS", None))
             pending.extend((device, execution, effect) for execution, effect in device_pending)
-        if follow_ups is not None and answered is not None and remote:
+        if follow_ups is not None and remote:
             follow_ups.carry_out(agent_user_id, request.request_id, [(d, r) for d, r, _ in remote], answered, now_ms)
             for device, _, results in remote:
                 answer = answered[device.id]

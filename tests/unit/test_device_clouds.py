@@ -287,6 +287,16 @@ def test_a_write_conflict_does_not_send_the_commands_twice() -> None:
     assert setup.state("lamp")["on"] is True
 
 
+def test_giving_up_after_write_conflicts_fails_only_the_devices_whose_commands_were_not_handed_over() -> None:
+    setup = Setup(lamp("remote", backend="webhook"), lamp("local"), answer=results_for(OnOff={"status": "SUCCESS"}))
+    setup.store.commit_states = lambda agent_user_id, writes: False  # type: ignore[method-assign]
+    results = setup.execute((["remote", "local"], [execution("OnOff", {"on": True})]))
+    assert results["remote"]["status"] == "SUCCESS"  # its cloud has carried it out: never sent twice, not failed
+    assert (results["local"]["status"], results["local"]["errorCode"]) == ("ERROR", "transientError")
+    assert len(setup.webhook.calls) == 1
+    assert setup.state("local")["on"] is False
+
+
 # The webhook call's signature
 
 
