@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.schema_oracle import oracle
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,7 +51,8 @@ def add_devices(firestore_db: object) -> Callable[[str, list[dict[str, Any]]], N
 
 
 class Google:
-    """Calls the fulfillment like Google does and returns (HTTP status, JSON body)."""
+    """Calls the fulfillment like Google does and returns (HTTP status, JSON body); every 200 answer to a SYNC,
+    QUERY or EXECUTE is validated against Google's response schema (tests/schema_oracle.py) on the way."""
 
     def __init__(self, client: Any, token: str | None) -> None:
         self.client = client
@@ -65,7 +68,23 @@ class Google:
         else:
             response = self.client.post("/", json=body, headers=headers)
         assert response.content_type.startswith("application/json"), response.data[:200]
-        return response.status_code, response.get_json()
+        answer = response.get_json()
+        intent = _intent_of(body)
+        if response.status_code == 200 and intent in VALIDATED_INTENTS:
+            oracle().assert_response(intent, answer)
+        return response.status_code, answer
+
+
+VALIDATED_INTENTS = frozenset({"sync", "query", "execute"})  # DISCONNECT answers {}
+
+
+def _intent_of(body: Any) -> str | None:
+    """The intent ("sync", "query", ...) of a well-formed request; None for anything else (hostile tests send that)."""
+    try:
+        intent = body["inputs"][0]["intent"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return intent.removeprefix("action.devices.").lower() if isinstance(intent, str) else None
 
 
 @pytest.fixture
