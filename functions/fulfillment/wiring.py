@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -40,8 +41,30 @@ def warm_up_in_background() -> threading.Thread | None:
         return None
     thread = threading.Thread(target=_warm_up, name="fulfillment-warm-up", daemon=True)
     thread.start()
-    os.register_at_fork(before=lambda: thread.join(WARM_UP_FORK_WAIT_S))
+    os.register_at_fork(before=lambda: _before_fork(thread), after_in_child=_after_fork_in_child)
     return thread
+
+
+_warming_at_fork = False
+
+
+def _before_fork(thread: threading.Thread) -> None:
+    global _warming_at_fork
+    thread.join(WARM_UP_FORK_WAIT_S)
+    _warming_at_fork = thread.is_alive()
+
+
+def _after_fork_in_child() -> None:
+    """A warm-up still running at the fork stays behind in the parent, holding the locks it took: the worker
+    starts over with its own (else its first request would wait for ever)."""
+    global _lock, _service, _warming_at_fork
+    if not _warming_at_fork:
+        return
+    _warming_at_fork = False
+    _lock, _service = threading.Lock(), None
+    firestore = sys.modules.get("functions.platform.firestore")  # never imported here: the lock may be held
+    if firestore is not None:
+        firestore.reset_after_fork()
 
 
 def _warm_up() -> None:

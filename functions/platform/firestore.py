@@ -27,6 +27,13 @@ _client: firestore.Client | None = None
 _client_lock = threading.Lock()
 
 
+def reset_after_fork() -> None:
+    """Forgets the client and its lock, for a forked process whose parent was building it (see the fulfillment's
+    wiring)."""
+    global _client, _client_lock
+    _client, _client_lock = None, threading.Lock()
+
+
 def client() -> firestore.Client:
     """One client per process: it keeps its channel open across invocations."""
     global _client
