@@ -15,7 +15,16 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from functions.core.ports import NOT_READ, DeviceDocument, Snapshot, StateWrite, StoredDevice
-from functions.platform.firestore import BATCH_LIMIT, DEVICES, TOKENS, USERS, client, to_datetime, token_from_document
+from functions.platform.firestore import (
+    BATCH_LIMIT,
+    DEVICES,
+    TOKENS,
+    USERS,
+    client,
+    delete_documents,
+    to_datetime,
+    token_from_document,
+)
 
 # The fields a token record is read with (functions.platform.firestore.token_from_document): what a read that
 # spares the devices asks for, so that the devices come back as their versions alone.
@@ -178,14 +187,9 @@ class FirestoreFulfillmentStore:
         documents from tokens/, then marks the user unlinked unless a grant of theirs is still live. Tokens from
         before grants (no grantId) count as one grant. Returns how many documents were deleted."""
         mine = self._db.collection(TOKENS).where(filter=firestore.FieldFilter("agentUserId", "==", agent_user_id))
-        doomed = self._grant_documents(mine, agent_user_id, token_hash)
-        for start in range(0, len(doomed), BATCH_LIMIT):
-            batch = self._db.batch()
-            for ref in doomed[start : start + BATCH_LIMIT]:
-                batch.delete(ref)
-            batch.commit()
+        deleted = delete_documents(self._db, self._grant_documents(mine, agent_user_id, token_hash))
         self.unlink_unless_a_grant_lives(agent_user_id, now_ms)
-        return len(doomed)
+        return deleted
 
     def unlink_unless_a_grant_lives(self, agent_user_id: str, now_ms: int) -> bool:
         """After a grant was revoked (DISCONNECT, or account linking's replay and reuse detection): marks the user

@@ -24,7 +24,7 @@ from google.cloud import firestore
 from functions.core import tokens
 from functions.linking import model as linking
 from functions.linking.model import Grant, GrantToken, code_redeemable, grant_record_id, rotated, touched
-from functions.linking.store import AlreadyExists, delete_all
+from functions.linking.store import AlreadyExists
 from functions.platform import firestore as base
 
 
@@ -176,7 +176,7 @@ class FirestoreGrantStore:
         if not grant_id:  # tokens from outside a grant (no grantId) are not one grant
             return 0
         query = self._db.collection(base.TOKENS).where(filter=firestore.FieldFilter("grantId", "==", grant_id))
-        return delete_all(self._db, query)
+        return base.delete_all(self._db, query)
 
     def grants_of(self, agent_user_id: str) -> list[Grant]:
         query = (

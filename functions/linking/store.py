@@ -197,21 +197,7 @@ class FirestoreAttemptCounters:
         query = self._db.collection(SIGN_IN_ATTEMPTS).where(
             filter=firestore.FieldFilter("accountKey", "==", account_key)
         )
-        return delete_all(self._db, query)
-
-
-def delete_all(db: firestore.Client, query: Any) -> int:
-    """Deletes what the query finds, in batches of what Firestore allows; returns how many."""
-    deleted = 0
-    while True:
-        refs = [snap.reference for snap in query.limit(base.BATCH_LIMIT).stream()]
-        if not refs:
-            return deleted
-        batch = db.batch()
-        for ref in refs:
-            batch.delete(ref)
-        batch.commit()
-        deleted += len(refs)
+        return base.delete_all(self._db, query)
 
 
 # Sign-in sessions

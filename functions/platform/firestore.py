@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from google.cloud import firestore
@@ -25,6 +26,24 @@ BATCH_LIMIT = 500
 
 _client: firestore.Client | None = None
 _client_lock = threading.Lock()
+
+
+def delete_documents(db: firestore.Client, refs: Sequence[Any]) -> int:
+    """Deletes the documents, in batches of what Firestore allows; returns how many."""
+    for start in range(0, len(refs), BATCH_LIMIT):
+        batch = db.batch()
+        for ref in refs[start : start + BATCH_LIMIT]:
+            batch.delete(ref)
+        batch.commit()
+    return len(refs)
+
+
+def delete_all(db: firestore.Client, query: Any) -> int:
+    """Deletes what the query finds, a batch at a time; returns how many."""
+    deleted = 0
+    while refs := [snap.reference for snap in query.limit(BATCH_LIMIT).stream()]:
+        deleted += delete_documents(db, refs)
+    return deleted
 
 
 def reset_after_fork() -> None:
