@@ -635,9 +635,7 @@ def check_notifications(run: Run, view: Mapping[str, Any]) -> None:
 
     event_id = f"certify-{uuid.uuid4().hex[:12]}"
     devicecloud.DeviceCloud().publish_state(run.user, device_id, {}, notifications=notification, event_id=event_id)
-    arrived = wait_until(
-        lambda: any(n.get("eventId") == event_id for n in run.google.notifications()), run.timeout_s
-    )
+    arrived = wait_until(lambda: any(n.get("eventId") == event_id for n in run.google.notifications()), run.timeout_s)
     check.status = PASS if arrived else FAIL
     check.message = (
         f"{json.dumps(notification)}" if arrived else f"event {event_id} not announced in {run.timeout_s:g} s"
