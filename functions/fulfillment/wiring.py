@@ -41,7 +41,9 @@ def warm_up_in_background() -> threading.Thread | None:
         return None
     thread = threading.Thread(target=_warm_up, name="fulfillment-warm-up", daemon=True)
     thread.start()
-    os.register_at_fork(before=lambda: _before_fork(thread), after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=lambda: _before_fork(thread), after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
     return thread
 
 
@@ -51,7 +53,13 @@ _warming_at_fork = False
 def _before_fork(thread: threading.Thread) -> None:
     global _warming_at_fork
     thread.join(WARM_UP_FORK_WAIT_S)
-    _warming_at_fork = thread.is_alive()
+    if thread.is_alive():  # only ever set here: a process that warmed up twice (tests) has a hook for each
+        _warming_at_fork = True
+
+
+def _after_fork_in_parent() -> None:
+    global _warming_at_fork
+    _warming_at_fork = False
 
 
 def _after_fork_in_child() -> None:

@@ -96,7 +96,7 @@ def account_linking_logo() -> str:
 
 def account_linking_accent_color() -> str:
     """#rrggbb of the pages' buttons and focus rings."""
-    return os.environ.get("ACCOUNT_LINKING_ACCENT_COLOR", "")  # empty: functions/linking/branding.py's default
+    return os.environ.get("ACCOUNT_LINKING_ACCENT_COLOR", "#1a73e8")
 
 
 def account_linking_privacy_url() -> str:
