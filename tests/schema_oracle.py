@@ -30,6 +30,17 @@ EXECUTE_RESULT_EXTENSIONS = {
         "required": ["type"],
     }
 }
+# The same page: Google sends the user's answer to a challenge beside the command it answers (an execution item
+# holds `challenge` with `ack` or `pin`); the 2021 request schema allows no field there but command and params.
+# (followUpToken travels in params, which the schema leaves open.)
+EXECUTE_REQUEST_EXTENSIONS = {
+    "challenge": {
+        "type": "object",
+        "properties": {"ack": {"type": "boolean"}, "pin": {"type": "string"}},
+        "minProperties": 1,
+        "additionalProperties": False,
+    }
+}
 # Matter deduplication: a device that is also on Matter sends these three strings in SYNC (with roomHint), so
 # that Google shows it once. The 2021 schemas forbid any other field of a SYNC device (additionalProperties: false);
 # exactly these three are allowed in addition. https://developers.home.google.com/matter/device-deduplication
@@ -117,11 +128,21 @@ class Oracle:
         return self.traits()[short_name]
 
     @cache  # noqa: B019
-    def intent(self, intent: str, part: str) -> dict[str, Any]:
-        """`intent` is sync|query|execute|disconnect, `part` request|response."""
+    def published_intent(self, intent: str, part: str) -> dict[str, Any]:
+        """Google's schema as published, without the documented additions."""
         schema: dict[str, Any] = json.loads(
             (self.root / "intents" / intent / f"{intent}.{part}.schema.json").read_text()
         )
+        return schema
+
+    @cache  # noqa: B019
+    def intent(self, intent: str, part: str) -> dict[str, Any]:
+        """`intent` is sync|query|execute|disconnect, `part` request|response; with the documented additions."""
+        schema = self.published_intent(intent, part)
+        if intent == "execute" and part == "request":
+            schema = json.loads(json.dumps(schema))
+            commands = schema["properties"]["inputs"]["items"]["properties"]["payload"]["properties"]["commands"]
+            commands["items"]["properties"]["execution"]["items"]["properties"].update(EXECUTE_REQUEST_EXTENSIONS)
         if intent == "execute" and part == "response":
             schema = json.loads(json.dumps(schema))
             item = schema["properties"]["payload"]["properties"]["commands"]["items"]
