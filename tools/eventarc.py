@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,11 +160,14 @@ class LocalEventarc:
             self._deliveries.clear()
 
     def wait_idle(self, timeout_s: float = 30.0, quiet_s: float = 0.3) -> bool:
-        """Waits until nothing is in flight or waiting for a retry, and no event came for `quiet_s`."""
+        """Waits until nothing is in flight or waiting for a retry, and no event came for `quiet_s`, counted from the
+        call at the earliest: an event the emulator has yet to send for a write just made is waited for."""
         deadline = time.monotonic() + timeout_s
+        called_at = time.time()
         with self._lock:
             while True:
-                last = max((d.received_at for d in self._deliveries), default=0.0)
+                last = max((d.received_at for d in self._deliveries), default=called_at)
+                last = max(last, called_at)
                 quiet_for = time.time() - last
                 if self._in_flight == 0 and quiet_for >= quiet_s:
                     return True
@@ -182,6 +185,20 @@ class LocalEventarc:
                 remaining = deadline - time.monotonic()
                 if (len(mine) >= count and all(d.done for d in mine)) or remaining <= 0:
                     return [d.summary() for d in mine]
+                self._lock.wait(remaining)
+
+    def wait_for_documents(self, documents: Iterable[str], timeout_s: float = 30.0) -> bool:
+        """Waits until each document (a path such as users/u/devices/d) has had an event delivered and done."""
+        wanted = set(documents)
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                done = {d.document for d in self._deliveries if d.done}
+                if all(any(seen == path or seen.endswith(f"/{path}") for seen in done) for path in wanted):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
                 self._lock.wait(remaining)
 
     # delivery

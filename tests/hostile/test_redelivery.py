@@ -14,7 +14,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -86,11 +86,12 @@ class World:
         FirestoreDeviceRegistry(self.db).add(user, documents)
         FirestoreFulfillmentStore(self.db).mark_linked(user, int(time.time() * 1000) - 3_600_000)
         self.standin.link(user, sync=False, devices=[parse_device(i, d).sync_view() for i, d in documents])
-        self.settle()
+        self.settle([f"users/{user}/devices/{device_id}" for device_id, _ in documents])
 
-    def settle(self) -> None:
-        time.sleep(0.2)  # the emulator sends its events a few milliseconds after the commit
-        assert self.eventarc.wait_idle(timeout_s=30, quiet_s=0.5)
+    def settle(self, documents: Iterable[str] = ()) -> None:
+        """Until the events of `documents` just written came (late under load), and then all is quiet."""
+        assert self.eventarc.wait_for_documents(documents, timeout_s=60)
+        assert self.eventarc.wait_idle(timeout_s=30, quiet_s=0.6)
         assert self.standin.wait_idle(30)
 
     def envelope(self, body: dict[str, Any]) -> bytes:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,17 +93,19 @@ class Stack:
         from functions.fulfillment.store import FirestoreDeviceRegistry
         from tools.cli import validated_devices
 
-        FirestoreDeviceRegistry(self.db).add(user, validated_devices(list(devices)))
-        self.settle()  # their events are handled before anything else happens
+        documents = validated_devices(list(devices))
+        FirestoreDeviceRegistry(self.db).add(user, documents)
+        self.settle([f"users/{user}/devices/{device_id}" for device_id, _ in documents])  # handled before all else
 
     def add(self, user: str, *devices: dict[str, Any], replace: bool = False) -> None:
         extra = ["--replace"] if replace else []
         self.cli("devices", "add", "--user", user, "--create", "--file", "-", *extra, stdin=json.dumps(list(devices)))
 
-    def settle(self) -> None:
-        """Until every event is delivered (retries included) and Google's SYNC/QUERY rounds are over."""
-        time.sleep(0.2)  # the emulator sends events a few milliseconds after the commit
-        assert self.eventarc.wait_idle(timeout_s=60, quiet_s=0.4)
+    def settle(self, documents: Iterable[str] = ()) -> None:
+        """Until every event is delivered (retries included) and Google's SYNC/QUERY rounds are over; `documents`
+        just written are waited for by name (the emulator sends their events after the commit, late under load)."""
+        assert self.eventarc.wait_for_documents(documents, timeout_s=60)
+        assert self.eventarc.wait_idle(timeout_s=60, quiet_s=0.6)
         assert self.standin.wait_idle(30)
 
     def deliveries(self, user: str) -> list[dict[str, Any]]:
