@@ -120,12 +120,13 @@ def test_transient_errors_end_as_transient_after_the_last_attempt(
 
 def test_a_timeout_is_transient(homegraph_standin: StandIn, sleeps: Sleeps) -> None:
     homegraph_standin.link("alice", sync=False)
-    homegraph_standin.add_fault(method="requestSync", delay_s=0.6, times=1)
+    # The timeout leaves the healthy retry room on a loaded machine; the delay is well past it.
+    homegraph_standin.add_fault(method="requestSync", delay_s=4, times=1)
     client = HomeGraphClient(
-        endpoint=homegraph_standin.url, timeout_s=0.2, retry=RetryPolicy(attempts=2, base_s=0.01), sleep=sleeps
+        endpoint=homegraph_standin.url, timeout_s=1.5, retry=RetryPolicy(attempts=2, base_s=0.01), sleep=sleeps
     )
     assert client.request_sync("alice").attempts == 2
-    homegraph_standin.add_fault(method="requestSync", delay_s=0.6)
+    homegraph_standin.add_fault(method="requestSync", delay_s=4)
     with pytest.raises(Transient) as raised:
         client.request_sync("alice")
     assert raised.value.status is None

@@ -123,10 +123,12 @@ def test_async_request_sync_without_a_fulfillment_answers_and_records_the_failed
 
 
 class SlowFulfillment:
-    """A peer answering SYNC with fixed devices after a delay (to hold a sync-mode requestSync open)."""
+    """A peer answering SYNC with fixed devices after a delay, or sooner once `release` is set (to hold a sync-mode
+    requestSync open exactly as long as a test needs)."""
 
     def __init__(self, devices: list[dict[str, Any]], delay_s: float) -> None:
         outer = self
+        self.release = threading.Event()
         self.seen: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
 
@@ -137,7 +139,7 @@ class SlowFulfillment:
                 outer.authorizations.append(self.headers.get("Authorization", ""))
                 intent = body["inputs"][0]["intent"]
                 if intent.endswith("SYNC"):
-                    time.sleep(delay_s)
+                    outer.release.wait(delay_s)
                     payload: dict[str, Any] = {"agentUserId": "alice", "devices": devices}
                 else:
                     ids = [d["id"] for d in body["inputs"][0]["payload"]["devices"]]
@@ -172,13 +174,14 @@ def slow_fulfillment() -> Iterator[Callable[[float], SlowFulfillment]]:
 
     yield start
     for peer in started:
+        peer.release.set()
         peer.stop()
 
 
 def test_a_second_concurrent_sync_mode_request_sync_gets_429(
     linked: StandIn, slow_fulfillment: Callable[[float], SlowFulfillment]
 ) -> None:
-    peer = slow_fulfillment(0.6)
+    peer = slow_fulfillment(60)  # held open until released below
     linked.fulfillment_url = peer.url
     linked.token_source = StaticTokens({"alice": "at.token-of-alice"})
     results: list[int] = []
@@ -186,9 +189,14 @@ def test_a_second_concurrent_sync_mode_request_sync_gets_429(
         target=lambda: results.append(post(linked, "requestSync", {"agentUserId": "alice", "async": False})[0])
     )
     first.start()
-    time.sleep(0.2)
-    second_status, second = post(linked, "requestSync", {"agentUserId": "alice", "async": False})
-    first.join()
+    deadline = time.monotonic() + 30
+    while not peer.seen and time.monotonic() < deadline:  # the first is open: its SYNC reached the peer
+        time.sleep(0.01)
+    try:
+        second_status, second = post(linked, "requestSync", {"agentUserId": "alice", "async": False})
+    finally:
+        peer.release.set()
+    first.join(60)
     assert results == [200]
     assert second_status == 429
     assert second["error"]["status"] == "RESOURCE_EXHAUSTED"
