@@ -34,7 +34,7 @@ SCALE = {
     "BENCH_FAULTS_NOTIFY_DURATION_S": "5",
     "BENCH_FAULTS_SYNC_USERS": "20",
     "BENCH_FAULTS_SYNC_DEVICES": "10",
-    "BENCH_FAULTS_SYNC_WINDOW_S": "2",
+    "BENCH_FAULTS_SYNC_WINDOW_S": "4",  # wider than a user's burst takes on a loaded machine
 }
 
 
@@ -49,18 +49,17 @@ def test_nothing_is_lost_or_repeated_under_homegraph_faults(tmp_path: Path) -> N
     for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "HOMEGRAPH_ENDPOINT"):
         env.pop(name, None)  # its own emulators and stand-ins
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "faults"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "bench", "faults"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
 
     report = result["report_state"]
     assert report["faults_total"] - report["faults_injected"].get("404", 0) > 0  # the faults did happen
-    # KNOWN OPEN BUG (see the README's Faults section): a call that timed out at the client but reached HomeGraph
-    # after a newer report of the same device leaves the older state there. Every other wrong state fails here.
-    unexplained = [w for w in report["wrong_at_homegraph"] if not w["late_landing_last"]]
-    assert unexplained == []
-    assert report["final_state_correct_at_homegraph"] + len(report["wrong_at_homegraph"]) == report["devices_linked"]
+    # A call that timed out at the client but landed late, after a newer report, is followed by the full re-report
+    # of its devices (docs/benchmarks.md, Faults): no state is left wrong, late landing or not.
+    assert report["wrong_at_homegraph"] == []
+    assert report["final_state_correct_at_homegraph"] == report["devices_linked"]
     assert report["final_state_correct_in_firestore"] == report["devices_linked"]
     assert report["changes_never_reported"] == 0
     assert set(report["calls_after_404"].values()) == {0}

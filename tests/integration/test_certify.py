@@ -173,7 +173,8 @@ def load(stack: Stack, cycles: int) -> None:
 def test_vitals_after_a_short_load_is_good_and_a_failing_homegraph_poor(stack: Stack) -> None:
     load(stack, cycles=6)
     wait_for(lambda: settled(stack, ["desk-lamp", "kettle-plug", "hall-thermostat"]), "the load's last reports")
-    shown = stack.cli("vitals", "--json")
+    # A report slower than the default 5 s grace is the machine's speed, not a wrong state: a wide grace here.
+    shown = stack.cli("vitals", "--json", "--grace-s", "30")
     assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr
     figures = json.loads(shown.stdout)
     # Success and state accuracy must be GOOD; the p90 latency gate is the machine's speed (a shared CI runner can
@@ -260,7 +261,7 @@ def test_certify_fails_when_query_disagrees_with_homegraph(stack: Stack, tmp_pat
 def test_certify_fails_when_a_devices_reports_are_dropped(stack: Stack, tmp_path: Path) -> None:
     request("PUT", f"{stack.standin}{standin_faults.DROPS_PATH}", {"devices": ["kettle-plug"]})
     try:
-        done, suite = certify(stack, tmp_path, "--device", "kettle-plug", "--device", "desk-lamp", "--timeout", "3")
+        done, suite = certify(stack, tmp_path, "--device", "kettle-plug", "--device", "desk-lamp", "--timeout", "8")
     finally:
         request("PUT", f"{stack.standin}{standin_faults.DROPS_PATH}", {"devices": []})
     assert done.returncode == 1, done.stdout + done.stderr

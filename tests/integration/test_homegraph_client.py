@@ -55,7 +55,7 @@ def client(homegraph_standin: StandIn, sleeps: Sleeps) -> HomeGraphClient:
     homegraph_standin.link("alice", sync=False, devices=[LAMP])
     return HomeGraphClient(
         endpoint=homegraph_standin.url,
-        timeout_s=2,
+        timeout_s=10,  # no test of this fixture is about timeouts: a loaded machine must not look like one
         retry=RetryPolicy(attempts=4, base_s=0.1, cap_s=0.4),
         sleep=sleeps,
         unit_random=lambda: 0.5,

@@ -59,7 +59,7 @@ def test_a_device_google_does_not_know_is_synced_and_the_others_reported_at_once
     # The known device's state reached Google; the unknown one's did not (yet).
     first = pipeline.validated()[0]
     assert first["payload"]["devices"]["states"] == {"lamp-1": ON}
-    [sync] = standin.wait_for_calls("requestSync", 1, "alice")
+    [sync] = standin.wait_for_calls("requestSync", 1, "alice", timeout_s=30)
     assert (sync["request"], sync["status"]) == ({"agentUserId": "alice", "async": True}, 200)
     user = pipeline.user()
     assert user["linked"] is True

@@ -51,6 +51,8 @@ FAST = Settings(
     initial_report_delay_s=0,
     resend_after_s=0.05,
 )
+# Wide enough that threads started together queue inside one window even on a loaded machine (< FAST.lease_ms).
+COALESCING_WINDOW_MS = 1000
 
 
 class Clock:
@@ -259,7 +261,7 @@ def test_devices_that_do_not_report_state_send_no_states(
 def test_messages_of_one_user_close_together_make_one_call(
     make_reporter: Callable[..., Reporter], homegraph: RecordingHomeGraph
 ) -> None:
-    reporter = make_reporter(Settings(**{**FAST.__dict__, "window_ms": 300}))
+    reporter = make_reporter(Settings(**{**FAST.__dict__, "window_ms": COALESCING_WINDOW_MS}))
     threads = [
         threading.Thread(target=reporter.handle, args=(message(d, {"on": True}), f"m-{d}", now_ms()))
         for d in ("lamp-1", "lamp-2", "lamp-3")
@@ -275,7 +277,7 @@ def test_messages_of_one_user_close_together_make_one_call(
 def test_coalescing_works_across_instances_sharing_the_store(
     make_reporter: Callable[..., Reporter], homegraph: RecordingHomeGraph, store: MemoryReportStore
 ) -> None:
-    settings = Settings(**{**FAST.__dict__, "window_ms": 300})
+    settings = Settings(**{**FAST.__dict__, "window_ms": COALESCING_WINDOW_MS})
     instances = [make_reporter(settings) for _ in range(3)]  # separate processes: no shared in-process state
     errors: list[BaseException] = []
 
@@ -506,7 +508,7 @@ def test_400_on_a_coalesced_call_costs_only_the_refused_device(
         return None
 
     homegraph.refuse = refuse
-    reporter = make_reporter(Settings(**{**FAST.__dict__, "window_ms": 300}))
+    reporter = make_reporter(Settings(**{**FAST.__dict__, "window_ms": COALESCING_WINDOW_MS}))
     threads = [
         threading.Thread(target=reporter.handle, args=(message(d, {"on": True}), f"m-{d}", now_ms()))
         for d in ("lamp-1", "lamp-2", "lamp-3")
