@@ -134,7 +134,17 @@ class FirestoreGrantStore:
             return True
 
         with _issued_exists():
-            return bool(redeem(self._db.transaction()))
+            try:
+                return bool(redeem(self._db.transaction()))
+            except ValueError as gave_up:  # every attempt lost to a concurrent transaction (its cause: Aborted)
+                if not isinstance(gave_up.__cause__, google_errors.Aborted):
+                    raise
+                # Lost to concurrent redemptions of this code: if one of them used it, this is the concurrent use;
+                # otherwise nothing was written, and the caller answers "try again".
+                current = self.get(code_hash)
+                if current is not None and current.used_at_ms is not None:
+                    return False
+                raise
 
     def rotate_refresh(
         self, refresh_hash: str, successor: str, issued: Sequence[GrantToken], keep_until_ms: int, now_ms: int

@@ -34,9 +34,20 @@ class Failure:
 
 
 def classify(problem: BaseException, retry_after_s: int = RETRY_AFTER_S) -> Failure:
-    if isinstance(problem, UNAVAILABLE):
+    if any(isinstance(link, UNAVAILABLE) for link in _causes(problem)):
         return Failure(503, True, retry_after_s)
     return Failure(500, False, None)
+
+
+def _causes(problem: BaseException) -> list[BaseException]:
+    """`problem` and what it was raised from. The Firestore client's transaction runner gives up after its attempts
+    with a ValueError raised from the last Aborted: still a lost race, not a bug."""
+    chain: list[BaseException] = []
+    link: BaseException | None = problem
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__
+    return chain
 
 
 def event_failure(problem: BaseException, description: str) -> HTTPException:
