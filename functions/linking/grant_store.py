@@ -15,7 +15,7 @@ Tokens issued before records existed have none: their grant gets one at its next
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -85,6 +85,12 @@ def record_from_document(data: dict[str, Any]) -> Grant:
     )
 
 
+def _lost_every_attempt(gave_up: ValueError) -> bool:
+    """The Firestore client's transaction runner gives up after its attempts with a ValueError raised from the last
+    Aborted: every attempt lost to a concurrent transaction."""
+    return isinstance(gave_up.__cause__, google_errors.Aborted)
+
+
 @contextlib.contextmanager
 def _issued_exists() -> Iterator[None]:
     """A transaction creating a token whose hash is stored already fails as a whole: our AlreadyExists, not the
@@ -136,13 +142,10 @@ class FirestoreGrantStore:
         with _issued_exists():
             try:
                 return bool(redeem(self._db.transaction()))
-            except ValueError as gave_up:  # every attempt lost to a concurrent transaction (its cause: Aborted)
-                if not isinstance(gave_up.__cause__, google_errors.Aborted):
-                    raise
+            except ValueError as gave_up:
                 # Lost to concurrent redemptions of this code: if one of them used it, this is the concurrent use;
                 # otherwise nothing was written, and the caller answers "try again".
-                current = self.get(code_hash)
-                if current is not None and current.used_at_ms is not None:
+                if _lost_every_attempt(gave_up) and self._is_already(code_hash, lambda token: token.used_at_ms):
                     return False
                 raise
 
@@ -180,7 +183,18 @@ class FirestoreGrantStore:
             return True
 
         with _issued_exists():
-            return bool(rotate(self._db.transaction()))
+            try:
+                return bool(rotate(self._db.transaction()))
+            except ValueError as gave_up:
+                # Lost to concurrent refreshes: if one rotated the token, the caller answers with its successor;
+                # otherwise nothing was written, and the caller answers "try again" (never invalid_grant).
+                if _lost_every_attempt(gave_up) and self._is_already(refresh_hash, lambda token: token.rotated_at_ms):
+                    return False
+                raise
+
+    def _is_already(self, token_hash: str, mark: Callable[[GrantToken], int | None]) -> bool:
+        current = self.get(token_hash)
+        return current is not None and mark(current) is not None
 
     def revoke_grant(self, grant_id: str) -> int:
         if not grant_id:  # tokens from outside a grant (no grantId) are not one grant

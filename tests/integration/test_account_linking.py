@@ -1169,3 +1169,28 @@ def test_a_redemption_that_loses_to_the_one_that_used_the_code_is_the_concurrent
     assert store.redeem_code(first.record.token_hash, record(), issued(), NOW + 1)
     every_commit_loses(True)
     assert store.redeem_code(first.record.token_hash, record(), issued(), NOW + 2) is False
+
+
+def test_a_refresh_that_never_wins_its_transaction_says_try_again_and_rotates_nothing(
+    linked: dict[str, Any], token_client: Any, every_commit_loses: Callable[[bool], None]
+) -> None:
+    every_commit_loses(True)
+    refused = refresh(token_client, linked["refresh_token"])
+    every_commit_loses(False)
+    assert_oauth_error(refused, "temporarily_unavailable", status=503)  # never invalid_grant: Google would unlink
+    assert refresh(token_client, linked["refresh_token"]).status_code == 200, "nothing was rotated by the lost tries"
+
+
+def test_a_rotation_that_loses_to_the_one_that_rotated_the_token_is_the_concurrent_refresh(
+    firestore_db: Any, every_commit_loses: Callable[[bool], None]
+) -> None:
+    """The caller then answers with the winner's successor (functions/linking/service.py, refresh)."""
+    from functions.linking.grant_store import FirestoreGrantStore
+    from tests.contracts.test_linking_stores import NOW, grant_token, issued
+
+    store = FirestoreGrantStore(firestore_db)
+    first = grant_token(tokens.REFRESH)
+    store.add(first, NOW)
+    assert store.rotate_refresh(first.record.token_hash, "c2VhbGVk", issued("grant-1"), NOW + 60_000, NOW + 1)
+    every_commit_loses(True)
+    assert store.rotate_refresh(first.record.token_hash, "b3RoZXI", issued("grant-1"), NOW + 60_000, NOW + 2) is False
