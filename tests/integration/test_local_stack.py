@@ -76,7 +76,8 @@ class StackRun:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -115,7 +116,7 @@ class StackRun:
         if self.process.poll() is None:
             self.process.send_signal(signum)
         code = self.process.wait(timeout=timeout_s)
-        time.sleep(0.2)  # the reader's last lines
+        self._reader.join(30)  # the reader's last lines: it ends at the end of the output
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"local-stack-{self.process.pid}.txt").write_text(self.output)
         return code

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -57,10 +58,12 @@ def recorded(tmp_path: Path) -> Iterator[Path]:
 def answer(
     intent: str, device_type: str, status: str, code: str | None = None, latency_ms: int = 40, **fact: Any
 ) -> None:
-    """One fulfillment answer about one device, through the fulfillment's own logging."""
+    """One fulfillment answer about one device, through the fulfillment's own logging, `latency_ms` after the
+    request arrived, exactly (a stall of the machine must not move a 1000 ms sample past the gate)."""
     device = DeviceFact(fact.pop("device_id", "d1"), device_type, ("OnOff",), status, code, **fact)
     answered = AnswerFacts(f"action.devices.{intent}", "r1", (device,))
-    facts.log_answer(answered, None, TOKEN, 200, time.monotonic() - latency_ms / 1000)
+    with mock.patch.object(facts, "_latency_ms", return_value=latency_ms):
+        facts.log_answer(answered, None, TOKEN, 200, time.monotonic() - latency_ms / 1000)
 
 
 def calls(succeeded: int, failed: int) -> None:
