@@ -85,12 +85,6 @@ def record_from_document(data: dict[str, Any]) -> Grant:
     )
 
 
-def _lost_every_attempt(gave_up: ValueError) -> bool:
-    """The Firestore client's transaction runner gives up after its attempts with a ValueError raised from the last
-    Aborted: every attempt lost to a concurrent transaction."""
-    return isinstance(gave_up.__cause__, google_errors.Aborted)
-
-
 @contextlib.contextmanager
 def _issued_exists() -> Iterator[None]:
     """A transaction creating a token whose hash is stored already fails as a whole: our AlreadyExists, not the
@@ -145,7 +139,7 @@ class FirestoreGrantStore:
             except ValueError as gave_up:
                 # Lost to concurrent redemptions of this code: if one of them used it, this is the concurrent use;
                 # otherwise nothing was written, and the caller answers "try again".
-                if _lost_every_attempt(gave_up) and self._is_already(code_hash, lambda token: token.used_at_ms):
+                if base.lost_every_attempt(gave_up) and self._is_already(code_hash, lambda token: token.used_at_ms):
                     return False
                 raise
 
@@ -188,7 +182,9 @@ class FirestoreGrantStore:
             except ValueError as gave_up:
                 # Lost to concurrent refreshes: if one rotated the token, the caller answers with its successor;
                 # otherwise nothing was written, and the caller answers "try again" (never invalid_grant).
-                if _lost_every_attempt(gave_up) and self._is_already(refresh_hash, lambda token: token.rotated_at_ms):
+                if base.lost_every_attempt(gave_up) and self._is_already(
+                    refresh_hash, lambda token: token.rotated_at_ms
+                ):
                     return False
                 raise
 

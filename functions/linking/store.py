@@ -236,7 +236,13 @@ class FirestoreSignInSessions:
                 transaction.delete(ref)
             return found
 
-        result: SignInSession | None = consume(self._db.transaction())
+        try:
+            result: SignInSession | None = consume(self._db.transaction())
+        except ValueError as gave_up:
+            # Lost to a concurrent consent with this session: if that one consumed it, it is gone for this one.
+            if base.lost_every_attempt(gave_up) and self.get(session_hash) is None:
+                return None
+            raise
         return result
 
 

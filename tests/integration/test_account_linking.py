@@ -1194,3 +1194,24 @@ def test_a_rotation_that_loses_to_the_one_that_rotated_the_token_is_the_concurre
     assert store.rotate_refresh(first.record.token_hash, "c2VhbGVk", issued("grant-1"), NOW + 60_000, NOW + 1)
     every_commit_loses(True)
     assert store.rotate_refresh(first.record.token_hash, "b3RoZXI", issued("grant-1"), NOW + 60_000, NOW + 2) is False
+
+
+def test_a_consent_that_loses_to_the_one_that_consumed_its_session_finds_it_gone_and_else_says_try_again(
+    firestore_db: Any, every_commit_loses: Callable[[bool], None]
+) -> None:
+    from functions.linking.store import FirestoreSignInSessions
+    from functions.platform import failures
+    from tests.contracts.test_linking_stores import NOW, session
+
+    sessions = FirestoreSignInSessions(firestore_db)
+    first = session()
+    sessions.start(first, NOW)
+    every_commit_loses(True)
+    with pytest.raises(ValueError, match="Failed to commit transaction") as lost:  # nothing consumed it
+        sessions.consume(first.session_hash)
+    assert failures.classify(lost.value).status == 503  # the page says: try again
+    every_commit_loses(False)
+    assert sessions.get(first.session_hash) == first, "the lost attempts consumed nothing"
+    assert sessions.consume(first.session_hash) == first
+    every_commit_loses(True)
+    assert sessions.consume(first.session_hash) is None  # consumed by the winner: gone
