@@ -40,7 +40,6 @@ from functions.core.errors import CommandError
 from functions.core.state_messages import KIND_ATTRIBUTE
 from functions.core.traits.base import CommandContext
 from functions.platform import config
-from tools import emulators
 
 log = logging.getLogger("devicecloud.simulator")
 
@@ -338,7 +337,7 @@ def start_in_stack(stack: Any) -> None:
     if "PUBSUB_EMULATOR_HOST" not in stack.env:
         return
     since = time.monotonic()
-    port = DEFAULT_PORT if emulators.port_is_free(DEFAULT_PORT, HOST) else emulators.free_port(HOST)
+    port = stack.reserve_port(DEFAULT_PORT)
     url = f"http://{HOST}:{port}{WEBHOOK_PATH}"
     stack.share(WEBHOOK_URL=url, WEBHOOK_SECRET=secrets.token_urlsafe(32))
     command = [sys.executable, "-m", "functions", "devicecloud", "simulate", "--webhook", "--port", str(port)]

@@ -6,7 +6,8 @@
     HomeGraph stand-in --(SYNC, QUERY with a valid token, as Google does)--> fulfillment; the Google Home page at /
 
 Every piece prefers its default port (the ones firebase.json names) and takes a free one only when that one has a
-listener (ports of a stack stopped a moment ago are free again). The terminal shows each piece as it comes up, the
+listener (ports of a stack stopped a moment ago are free again) or another stack starting at the same moment has
+reserved it (tools/ports.py). The terminal shows each piece as it comes up, the
 banner, then a line per request or event (tools/stack_console.py); --quiet shows the banner alone, --verbose every
 line the functions log. Ctrl-C, SIGTERM and closing the terminal (SIGHUP) stop everything this command started.
 Killed outright, it still takes its children with it: a reaper process ends their process groups once it is gone
@@ -43,6 +44,7 @@ from typing import Any
 
 from functions.platform import config
 from tools import emulators, local_stack
+from tools.ports import PortReservations
 from tools.reaper import Reaper
 from tools.serving import FunctionProcess, launch_function, wait_until_serving
 from tools.stack_console import Console, LogTail
@@ -93,11 +95,12 @@ DEFAULT_PORTS = {
 }
 
 
+# The ports this process's stack took, reserved against stacks starting at the same moment (tools/ports.py).
+RESERVED = PortReservations()
+
+
 def pick_port(name: str) -> int:
-    preferred = DEFAULT_PORTS.get(name)
-    if preferred and emulators.port_is_free(preferred, HOST):
-        return preferred
-    return emulators.free_port(HOST)
+    return RESERVED.pick(DEFAULT_PORTS.get(name), HOST)
 
 
 def shown_path(path: Path) -> Path:
@@ -187,6 +190,10 @@ class Stack:
         self.record()
         return process
 
+    def reserve_port(self, preferred: int) -> int:
+        """A port for a step's own server: `preferred` if free and not another stack's (tools/ports.py)."""
+        return RESERVED.pick(preferred, HOST)
+
     def log_path(self, name: str) -> Path:
         local_stack.state_dir().mkdir(parents=True, exist_ok=True)
         return local_stack.state_dir() / f"{name}.log"
@@ -227,6 +234,7 @@ class Stack:
             self.logs.stop()
         with contextlib.suppress(FileNotFoundError):
             local_stack.record_path().unlink()
+        RESERVED.release()
         if saved:
             self.console.say(f"Data saved in {shown_path(self.data_dir)} (the next `make up` starts with it).")
 

@@ -63,8 +63,8 @@ READY = "Ctrl-C stops everything"
 class StackRun:
     """One `python -m tools.stack` process; its output is read all along (a full pipe would block its terminal)."""
 
-    def __init__(self, stack_dir: Path, *args: str) -> None:
-        self.env = stack_environment(stack_dir)
+    def __init__(self, stack_dir: Path, *args: str, project: str = "") -> None:
+        self.env = stack_environment(stack_dir, project or PROJECT)
         self.stack_dir = stack_dir
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -122,10 +122,10 @@ class StackRun:
         return code
 
 
-def stack_environment(stack_dir: Path) -> dict[str, str]:
+def stack_environment(stack_dir: Path, project: str = PROJECT) -> dict[str, str]:
     """This machine's environment with the test's project and stack folder, and nothing naming an emulator."""
     env = {k: v for k, v in os.environ.items() if k not in (*local_stack.SHARED_ENV, "PUBSUB_PROJECT_ID")}
-    return {**env, "GOOGLE_CLOUD_PROJECT": PROJECT, "LOCAL_STACK_DIR": str(stack_dir)}
+    return {**env, "GOOGLE_CLOUD_PROJECT": project, "LOCAL_STACK_DIR": str(stack_dir)}
 
 
 def cli(run: StackRun, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
