@@ -25,26 +25,35 @@ class PortReservations:
     def __init__(self, lock_dir: Path = LOCK_DIR) -> None:
         self._dir = lock_dir
         self._held: dict[int, IO[bytes]] = {}
+        self._unlocked: set[int] = set()  # handed out where no lock could be taken (still one per piece)
 
     def take(self, port: int) -> bool:
-        """Reserves `port` for this process; False if another stack holds it."""
-        if port in self._held:
-            return True
+        """Reserves `port` for this process; False if another stack holds it, or this one already does (each
+        piece gets a port of its own)."""
+        if port in self._held or port in self._unlocked:
+            return False
         try:
             import fcntl
         except ImportError:  # no flock here: nothing to agree with
-            return True
+            return self._as_found(port)
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
             handle = open(self._dir / f"{port}.lock", "ab")  # noqa: SIM115 - held open: the lock lives with it
         except OSError:  # a folder another user made, a read-only /tmp: take the port as found
-            return True
+            return self._as_found(port)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # another stack holds it
             handle.close()
             return False
+        except OSError:  # no locks on this filesystem: take the port as found
+            handle.close()
+            return self._as_found(port)
         self._held[port] = handle
+        return True
+
+    def _as_found(self, port: int) -> bool:
+        self._unlocked.add(port)
         return True
 
     def pick(self, preferred: int | None, host: str) -> int:
@@ -58,10 +67,11 @@ class PortReservations:
         raise RuntimeError(f"no free port could be reserved in {ATTEMPTS} tries (lock folder {self._dir})")
 
     def held(self) -> list[int]:
-        return sorted(self._held)
+        return sorted({*self._held, *self._unlocked})
 
     def release(self) -> None:
         """Drops every reservation (closing a file drops its lock): the stack has stopped."""
         for handle in self._held.values():
             handle.close()
         self._held.clear()
+        self._unlocked.clear()

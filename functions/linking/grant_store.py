@@ -26,6 +26,7 @@ from functions.linking import model as linking
 from functions.linking.model import Grant, GrantToken, code_redeemable, grant_record_id, rotated, touched
 from functions.linking.store import AlreadyExists
 from functions.platform import firestore as base
+from functions.platform.failures import lost_every_attempt
 
 
 def grant_document(token: GrantToken, now_ms: int) -> dict[str, Any]:
@@ -136,10 +137,10 @@ class FirestoreGrantStore:
         with _issued_exists():
             try:
                 return bool(redeem(self._db.transaction()))
-            except ValueError as gave_up:
+            except (ValueError, google_errors.Aborted) as gave_up:
                 # Lost to concurrent redemptions of this code: if one of them used it, this is the concurrent use;
                 # otherwise nothing was written, and the caller answers "try again".
-                if base.lost_every_attempt(gave_up) and self._is_already(code_hash, lambda token: token.used_at_ms):
+                if lost_every_attempt(gave_up) and self._is_already(code_hash, lambda token: token.used_at_ms):
                     return False
                 raise
 
@@ -179,12 +180,10 @@ class FirestoreGrantStore:
         with _issued_exists():
             try:
                 return bool(rotate(self._db.transaction()))
-            except ValueError as gave_up:
+            except (ValueError, google_errors.Aborted) as gave_up:
                 # Lost to concurrent refreshes: if one rotated the token, the caller answers with its successor;
                 # otherwise nothing was written, and the caller answers "try again" (never invalid_grant).
-                if base.lost_every_attempt(gave_up) and self._is_already(
-                    refresh_hash, lambda token: token.rotated_at_ms
-                ):
+                if lost_every_attempt(gave_up) and self._is_already(refresh_hash, lambda token: token.rotated_at_ms):
                     return False
                 raise
 

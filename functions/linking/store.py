@@ -24,6 +24,7 @@ from functions.linking import passwords
 from functions.linking.model import Account, OAuthClient, SignInSession, account_key, normalize_email
 from functions.linking.throttling import Counter
 from functions.platform import firestore as base
+from functions.platform.failures import lost_every_attempt
 
 CLIENTS = "oauthClients"
 ACCOUNTS = "accounts"
@@ -238,9 +239,9 @@ class FirestoreSignInSessions:
 
         try:
             result: SignInSession | None = consume(self._db.transaction())
-        except ValueError as gave_up:
+        except (ValueError, google_errors.Aborted) as gave_up:
             # Lost to a concurrent consent with this session: if that one consumed it, it is gone for this one.
-            if base.lost_every_attempt(gave_up) and self.get(session_hash) is None:
+            if lost_every_attempt(gave_up) and self.get(session_hash) is None:
                 return None
             raise
         return result

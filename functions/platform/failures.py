@@ -34,20 +34,18 @@ class Failure:
 
 
 def classify(problem: BaseException, retry_after_s: int = RETRY_AFTER_S) -> Failure:
-    if any(isinstance(link, UNAVAILABLE) for link in _causes(problem)):
+    if isinstance(problem, UNAVAILABLE) or lost_every_attempt(problem):
         return Failure(503, True, retry_after_s)
     return Failure(500, False, None)
 
 
-def _causes(problem: BaseException) -> list[BaseException]:
-    """`problem` and what it was raised from. The Firestore client's transaction runner gives up after its attempts
-    with a ValueError raised from the last Aborted: still a lost race, not a bug."""
-    chain: list[BaseException] = []
-    link: BaseException | None = problem
-    while link is not None and link not in chain:
-        chain.append(link)
-        link = link.__cause__
-    return chain
+def lost_every_attempt(problem: BaseException) -> bool:
+    """Whether a Firestore transaction failed because it lost to concurrent ones: the client's transaction runner
+    gives up after its attempts with a ValueError raised from the last Aborted, and an Aborted read inside the
+    transaction comes out as it is. Any other ValueError is a bug."""
+    if isinstance(problem, google_errors.Aborted):
+        return True
+    return isinstance(problem, ValueError) and isinstance(problem.__cause__, google_errors.Aborted)
 
 
 def event_failure(problem: BaseException, description: str) -> HTTPException:

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 
 from functions.core.tokens import TokenRecord
@@ -61,12 +60,6 @@ def client() -> firestore.Client:
         if _client is None:
             _client = firestore.Client(project=config.project_id(), database=config.firestore_database())
         return _client
-
-
-def lost_every_attempt(gave_up: ValueError) -> bool:
-    """Whether a transaction failed because every attempt lost to a concurrent one: the client's transaction runner
-    then gives up with a ValueError raised from the last Aborted (any other ValueError is a bug)."""
-    return isinstance(gave_up.__cause__, google_errors.Aborted)
 
 
 def to_datetime(epoch_ms: int) -> dt.datetime:

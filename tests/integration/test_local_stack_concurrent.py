@@ -4,6 +4,7 @@ and one stack failed to listen or talked to the other one's emulator, which refu
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from pathlib import Path
 
@@ -15,8 +16,13 @@ pytestmark = pytest.mark.emulator
 
 
 def test_two_stacks_started_together_each_come_up_on_their_own_ports(tmp_path: Path) -> None:
-    runs = [StackRun(tmp_path / name, project=f"{PROJECT}-{name}") for name in ("first", "second")]
-    try:
+    runs: list[StackRun] = []
+    codes: list[int] = []
+    with contextlib.ExitStack() as ending:  # each run ended, whatever fails
+        for name in ("first", "second"):
+            run = StackRun(tmp_path / name, project=f"{PROJECT}-{name}")
+            ending.callback(lambda run=run: codes.append(run.end(signal.SIGTERM)))
+            runs.append(run)
         for run in runs:
             run.wait_for(READY, timeout_s=240)
         first, second = (set(run.ports().values()) for run in runs)
@@ -25,6 +31,4 @@ def test_two_stacks_started_together_each_come_up_on_their_own_ports(tmp_path: P
         assert [env["GOOGLE_CLOUD_PROJECT"] for env in shared] == [f"{PROJECT}-first", f"{PROJECT}-second"]
         assert shared[0]["FIRESTORE_EMULATOR_HOST"] != shared[1]["FIRESTORE_EMULATOR_HOST"]
         assert shared[0]["PUBSUB_EMULATOR_HOST"] != shared[1]["PUBSUB_EMULATOR_HOST"]
-    finally:
-        codes = [run.end(signal.SIGTERM) for run in runs]
     assert codes == [0, 0]

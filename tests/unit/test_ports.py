@@ -28,6 +28,17 @@ def test_a_port_another_stack_reserved_is_left_to_it_though_nothing_listens_yet(
     assert second.held() == [other]
     first.release()
     assert second.pick(preferred, HOST) == preferred, "free again once the first stack stopped"
+    second.release()
+
+
+def test_one_stack_never_hands_one_port_to_two_of_its_pieces(tmp_path: Path) -> None:
+    """The pieces start before any listens: a port this stack reserved a moment ago is not free for the next."""
+    preferred = emulators.free_port(HOST)
+    mine = PortReservations(tmp_path)
+    picked = [mine.pick(preferred, HOST) for _ in range(5)]
+    assert picked[0] == preferred
+    assert len(set(picked)) == 5, picked
+    mine.release()
 
 
 def test_a_reservation_ends_with_a_stack_killed_outright(tmp_path: Path) -> None:
@@ -54,7 +65,11 @@ def test_a_reservation_ends_with_a_stack_killed_outright(tmp_path: Path) -> None
     finally:
         holder.kill()
         holder.wait(30)
-    assert PortReservations(tmp_path).pick(preferred, HOST) == preferred
+        if holder.stdout is not None:
+            holder.stdout.close()
+    after = PortReservations(tmp_path)
+    assert after.pick(preferred, HOST) == preferred
+    after.release()
 
 
 def test_a_port_with_a_listener_is_never_picked_even_unreserved(tmp_path: Path) -> None:
@@ -64,11 +79,16 @@ def test_a_port_with_a_listener_is_never_picked_even_unreserved(tmp_path: Path) 
         listener.bind((HOST, 0))
         listener.listen()
         taken = listener.getsockname()[1]
-        assert PortReservations(tmp_path).pick(taken, HOST) != taken
+        reservations = PortReservations(tmp_path)
+        assert reservations.pick(taken, HOST) != taken
+        reservations.release()
 
 
 def test_an_unwritable_lock_folder_takes_ports_as_found(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file-not-a-folder"
     blocked.write_text("")
     preferred = emulators.free_port(HOST)
-    assert PortReservations(blocked / "ports").pick(preferred, HOST) == preferred
+    reservations = PortReservations(blocked / "ports")
+    assert reservations.pick(preferred, HOST) == preferred
+    assert reservations.pick(preferred, HOST) != preferred, "still one port per piece"
+    reservations.release()
