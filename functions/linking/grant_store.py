@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -26,7 +27,6 @@ from functions.linking import model as linking
 from functions.linking.model import Grant, GrantToken, code_redeemable, grant_record_id, rotated, touched
 from functions.linking.store import AlreadyExists
 from functions.platform import firestore as base
-from functions.platform.failures import lost_every_attempt
 
 
 def grant_document(token: GrantToken, now_ms: int) -> dict[str, Any]:
@@ -134,15 +134,9 @@ class FirestoreGrantStore:
             self._store_issued(transaction, issued, now_ms)
             return True
 
-        with _issued_exists():
-            try:
-                return bool(redeem(self._db.transaction()))
-            except (ValueError, google_errors.Aborted) as gave_up:
-                # Lost to concurrent redemptions of this code: if one of them used it, this is the concurrent use;
-                # otherwise nothing was written, and the caller answers "try again".
-                if lost_every_attempt(gave_up) and self._is_already(code_hash, lambda token: token.used_at_ms):
-                    return False
-                raise
+        with _issued_exists():  # lost to a concurrent redemption that used the code: this is the concurrent use
+            used = partial(self._is_already, code_hash, lambda token: token.used_at_ms)
+            return bool(base.run_transaction(self._db, redeem, used, False))
 
     def rotate_refresh(
         self, refresh_hash: str, successor: str, issued: Sequence[GrantToken], keep_until_ms: int, now_ms: int
@@ -177,17 +171,12 @@ class FirestoreGrantStore:
             self._store_issued(transaction, issued, now_ms)
             return True
 
-        with _issued_exists():
-            try:
-                return bool(rotate(self._db.transaction()))
-            except (ValueError, google_errors.Aborted) as gave_up:
-                # Lost to concurrent refreshes: if one rotated the token, the caller answers with its successor;
-                # otherwise nothing was written, and the caller answers "try again" (never invalid_grant).
-                if lost_every_attempt(gave_up) and self._is_already(refresh_hash, lambda token: token.rotated_at_ms):
-                    return False
-                raise
+        with _issued_exists():  # lost to a concurrent refresh that rotated it: the caller answers its successor
+            rotated_meanwhile = partial(self._is_already, refresh_hash, lambda token: token.rotated_at_ms)
+            return bool(base.run_transaction(self._db, rotate, rotated_meanwhile, False))
 
     def _is_already(self, token_hash: str, mark: Callable[[GrantToken], int | None]) -> bool:
+        """Whether the stored token bears the `mark` a winning transaction leaves (usedAt, rotatedAt)."""
         current = self.get(token_hash)
         return current is not None and mark(current) is not None
 

@@ -24,7 +24,6 @@ from functions.linking import passwords
 from functions.linking.model import Account, OAuthClient, SignInSession, account_key, normalize_email
 from functions.linking.throttling import Counter
 from functions.platform import firestore as base
-from functions.platform.failures import lost_every_attempt
 
 CLIENTS = "oauthClients"
 ACCOUNTS = "accounts"
@@ -237,14 +236,11 @@ class FirestoreSignInSessions:
                 transaction.delete(ref)
             return found
 
-        try:
-            result: SignInSession | None = consume(self._db.transaction())
-        except (ValueError, google_errors.Aborted) as gave_up:
-            # Lost to a concurrent consent with this session: if that one consumed it, it is gone for this one.
-            if lost_every_attempt(gave_up) and self.get(session_hash) is None:
-                return None
-            raise
-        return result
+        # Lost to a concurrent consent with this session that consumed it: it is gone (None) for this one.
+        found: SignInSession | None = base.run_transaction(
+            self._db, consume, lambda: self.get(session_hash) is None, None
+        )
+        return found
 
 
 def _session(session_hash: str, snap: Any) -> SignInSession | None:

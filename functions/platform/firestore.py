@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 
 from functions.core.tokens import TokenRecord
 from functions.platform import config
+from functions.platform.failures import lost_every_attempt
 
 USERS = "users"
 DEVICES = "devices"
 TOKENS = "tokens"
 # Firestore refuses more than 500 writes in one batch.
 BATCH_LIMIT = 500
+
+T = TypeVar("T")
 
 _client: firestore.Client | None = None
 _client_lock = threading.Lock()
@@ -60,6 +64,20 @@ def client() -> firestore.Client:
         if _client is None:
             _client = firestore.Client(project=config.project_id(), database=config.firestore_database())
         return _client
+
+
+def run_transaction(
+    db: firestore.Client, work: Callable[[Any], T], winner_seen: Callable[[], bool], as_the_loser: T
+) -> T:
+    """Runs `work` (a @firestore.transactional function) in a new transaction. When every attempt lost to
+    concurrent transactions and `winner_seen()` (read afterwards) shows what the winner did, the answer is
+    `as_the_loser`; otherwise the failure is raised (platform/failures: 503, try again; nothing was written)."""
+    try:
+        return work(db.transaction())
+    except (ValueError, google_errors.Aborted) as gave_up:
+        if lost_every_attempt(gave_up) and winner_seen():
+            return as_the_loser
+        raise
 
 
 def to_datetime(epoch_ms: int) -> dt.datetime:

@@ -1156,20 +1156,6 @@ def test_an_exchange_that_never_wins_its_transaction_says_try_again_and_leaves_t
     assert exchange(token_client, code).status_code == 200, "nothing was used up: Google's retry links"
 
 
-def test_a_redemption_that_loses_to_the_one_that_used_the_code_is_the_concurrent_use(
-    firestore_db: Any, every_commit_loses: Callable[[bool], None]
-) -> None:
-    from functions.linking.grant_store import FirestoreGrantStore
-    from tests.contracts.test_linking_stores import NOW, code, issued, record
-
-    store = FirestoreGrantStore(firestore_db)
-    first = code()
-    store.add(first, NOW)
-    assert store.redeem_code(first.record.token_hash, record(), issued(), NOW + 1)
-    every_commit_loses(True)
-    assert store.redeem_code(first.record.token_hash, record(), issued(), NOW + 2) is False
-
-
 def test_a_refresh_that_never_wins_its_transaction_says_try_again_and_rotates_nothing(
     linked: dict[str, Any], token_client: Any, every_commit_loses: Callable[[bool], None]
 ) -> None:
@@ -1180,19 +1166,28 @@ def test_a_refresh_that_never_wins_its_transaction_says_try_again_and_rotates_no
     assert refresh(token_client, linked["refresh_token"]).status_code == 200, "nothing was rotated by the lost tries"
 
 
-def test_a_rotation_that_loses_to_the_one_that_rotated_the_token_is_the_concurrent_refresh(
-    firestore_db: Any, every_commit_loses: Callable[[bool], None]
+@pytest.mark.parametrize("kind", [tokens.CODE, tokens.REFRESH])
+def test_a_store_transaction_that_loses_to_the_winner_answers_as_the_concurrent_repeat(
+    kind: str, firestore_db: Any, every_commit_loses: Callable[[bool], None]
 ) -> None:
-    """The caller then answers with the winner's successor (functions/linking/service.py, refresh)."""
+    """A code's redemption that lost to the one that used it is the concurrent use; a rotation that lost to the one
+    that rotated the token is the concurrent refresh (the caller answers its successor: functions/linking/service.py).
+    Both answer False, as when the winner came first."""
     from functions.linking.grant_store import FirestoreGrantStore
-    from tests.contracts.test_linking_stores import NOW, grant_token, issued
+    from tests.contracts.test_linking_stores import NOW, code, grant_token, issued, record
 
     store = FirestoreGrantStore(firestore_db)
-    first = grant_token(tokens.REFRESH)
+    first = code() if kind == tokens.CODE else grant_token(tokens.REFRESH)
     store.add(first, NOW)
-    assert store.rotate_refresh(first.record.token_hash, "c2VhbGVk", issued("grant-1"), NOW + 60_000, NOW + 1)
+
+    def transact(at_ms: int) -> bool:
+        if kind == tokens.CODE:
+            return store.redeem_code(first.record.token_hash, record(), issued(), at_ms)
+        return store.rotate_refresh(first.record.token_hash, f"sealed-{at_ms}", issued(), NOW + 60_000, at_ms)
+
+    assert transact(NOW + 1)
     every_commit_loses(True)
-    assert store.rotate_refresh(first.record.token_hash, "b3RoZXI", issued("grant-1"), NOW + 60_000, NOW + 2) is False
+    assert transact(NOW + 2) is False
 
 
 def test_a_consent_that_loses_to_the_one_that_consumed_its_session_finds_it_gone_and_else_says_try_again(
