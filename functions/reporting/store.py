@@ -376,23 +376,29 @@ class FirestoreReportStore:
             .limit(limit)
         )
         found: list[tuple[PendingCommand, Any]] = []
+        completed: list[tuple[Any, Any]] = []  # (the command's snapshot, its queue entry's reference)
         for snap in query.stream():
             data = snap.to_dict() or {}
             agent_user_id = snap.reference.parent.parent.id
             completed_by = data.get("completedBy")
-            if completed_by is not None:
-                if self._in(agent_user_id, QUEUE, str(completed_by)).get().exists:
-                    # Given up by a sweep whose report was deferred: its FAILURE follow-up is still queued.
-                    found.append((PendingCommand.from_dict(snap.id, agent_user_id, data), snap.update_time))
-                    continue
-                # Reported, or completed by a writer that left the field: no longer overdue.
-                with contextlib.suppress(*_CONFLICTS):
-                    snap.reference.update(
-                        {GIVE_UP_AT: firestore.DELETE_FIELD},
-                        option=self._db.write_option(last_update_time=snap.update_time),
-                    )
+            if completed_by is None:
+                found.append((PendingCommand.from_dict(snap.id, agent_user_id, data), snap.update_time))
+            else:
+                completed.append((snap, self._in(agent_user_id, QUEUE, str(completed_by))))
+        entries = self._db.get_all([ref for _, ref in completed]) if completed else []  # one read for them all
+        queued = {entry.reference.path for entry in entries if entry.exists}
+        for snap, entry_ref in completed:
+            if entry_ref.path in queued:
+                # Given up by a sweep whose report was deferred: its FAILURE follow-up is still queued.
+                agent_user_id = snap.reference.parent.parent.id
+                found.append((PendingCommand.from_dict(snap.id, agent_user_id, snap.to_dict() or {}), snap.update_time))
                 continue
-            found.append((PendingCommand.from_dict(snap.id, agent_user_id, data), snap.update_time))
+            # Reported, or completed by a writer that left the field: no longer overdue.
+            with contextlib.suppress(*_CONFLICTS):
+                snap.reference.update(
+                    {GIVE_UP_AT: firestore.DELETE_FIELD},
+                    option=self._db.write_option(last_update_time=snap.update_time),
+                )
         return found
 
     def give_up_pending(self, pending: PendingCommand, version: Any, entry: QueueEntry | None, now_ms: int) -> bool:
